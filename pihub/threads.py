@@ -1,0 +1,86 @@
+"""The stoppable thread every pihub worker is built on, and a rate-limited logger.
+
+Modelled on gpiozero's ``threads.py``: a worker waits on its ``stopping`` event instead
+of sleeping, ``stop()`` sets the event and joins with a timeout, and raises if the
+thread did not die. Unlike a bare thread, a worker never dies silently: whatever escapes
+:meth:`StoppableThread.loop` is logged as CRITICAL with its traceback and kept in
+:attr:`StoppableThread.crash` for the supervisor to see.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from pihub.errors import ZombieThread
+
+log = logging.getLogger("pihub.threads")
+
+
+class StoppableThread(threading.Thread):
+    """A daemon thread running :meth:`loop` until :meth:`stop`. Subclasses provide ``loop``.
+
+    ``loop`` must return soon after ``self.stopping`` is set; it should wait with
+    ``self.stopping.wait(timeout)`` rather than ``time.sleep``.
+    """
+
+    def __init__(self, name: str) -> None:
+        # Daemon: a thread stuck in a read that never returns must not keep the
+        # process alive after the supervisor gave up on it.
+        super().__init__(name=name, daemon=True)
+        self.stopping = threading.Event()
+        self.crash: BaseException | None = None
+
+    def loop(self) -> None:
+        raise NotImplementedError
+
+    def run(self) -> None:
+        try:
+            self.loop()
+        except BaseException as exc:
+            self.crash = exc
+            log.critical("thread %s died: %s", self.name, exc, exc_info=True)
+
+    @property
+    def died(self) -> bool:
+        """True if the thread ended without being asked to (a crash or a bug)."""
+        return self.ident is not None and not self.is_alive() and not self.stopping.is_set()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Ask the thread to stop and wait at most ``timeout`` seconds for it."""
+        self.stopping.set()
+        self.join(timeout)
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.ident is None:  # never started
+            return
+        super().join(timeout)
+        if self.is_alive():
+            raise ZombieThread(f"thread {self.name} did not stop within {timeout} s")
+
+
+class RateLimitedLog:
+    """Logs the first occurrence at once, then at most one line per ``every`` seconds,
+    saying how many were suppressed in between. Used for errors that can repeat at the
+    rate of a sensor's poll or of a queue that stays full."""
+
+    def __init__(self, logger: logging.Logger, every: float = 60.0) -> None:
+        self._logger = logger
+        self._every = every
+        self._next = 0.0
+        self._suppressed = 0
+        self._lock = threading.Lock()  # taken by any thread that logs through this
+
+    def log(self, level: int, msg: str, *args: object) -> None:
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed = self._suppressed, 0
+            self._next = now + self._every
+        if suppressed:
+            msg += " (%d more like this since the last report)"
+            args = (*args, suppressed)
+        self._logger.log(level, msg, *args)
