@@ -11,12 +11,12 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Protocol
 
 from pihub.errors import SpoolError
 from pihub.health import Health
 from pihub.readings import Reading
-from pihub.spool import Spool
 from pihub.threads import RateLimitedLog, StoppableThread
 
 log = logging.getLogger("pihub.consumer")
@@ -35,6 +35,12 @@ END = _Sentinel()
 IDLE_WAIT = 1.0
 
 
+class Accepts(Protocol):
+    """Where batches are committed (:class:`pihub.spool.Spool`)."""
+
+    def append(self, readings: Sequence[Reading]) -> object: ...
+
+
 class Consumer(StoppableThread):
     """Takes readings off ``source`` and commits them to ``spool`` in batches.
 
@@ -42,7 +48,7 @@ class Consumer(StoppableThread):
     for the retained latest values and to wake up).
     """
 
-    def __init__(self, source: queue.Queue[object], spool: Spool, health: Health, *,
+    def __init__(self, source: queue.Queue[object], spool: Accepts, health: Health, *,
                  max_readings: int, max_latency: float,
                  committed: Callable[[list[Reading]], None]) -> None:
         super().__init__(name="consumer")

@@ -208,10 +208,7 @@ class Publisher(StoppableThread):
             return
         resend_all = link.connect_count != self._state_connect_count
         with self._cond:
-            if resend_all:
-                names = list(self._latest)
-            else:
-                names = list(self._latest_dirty)
+            names = list(self._latest) if resend_all else list(self._latest_dirty)
             self._latest_dirty.clear()
             values = [self._latest[name] for name in names]
         for reading in values:

@@ -38,8 +38,10 @@ class SensorThread(StoppableThread):
     """
 
     def __init__(self, name: str, interval: float, open_sensor: SensorFactory,
-                 out: queue.Queue[object], health: Health) -> None:
+                 out: queue.Queue[object], health: Health, *,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(name=f"sensor-{name}")
+        self._clock = clock  # tests drive the schedule with a virtual clock
         self.sensor_name = name
         self.interval = interval
         self._open = open_sensor
@@ -62,7 +64,7 @@ class SensorThread(StoppableThread):
                 self._close_sensor()
 
     def _sample(self) -> None:
-        start = time.monotonic()
+        start = self._clock()
         slot = 0
         while not self.stopping.is_set():
             deadline = start + (slot + 1) * self.interval
@@ -71,7 +73,7 @@ class SensorThread(StoppableThread):
             if self.sensor is not None:
                 self._poll(deadline)
             self.polls += 1
-            now = time.monotonic()
+            now = self._clock()
             # The next slot after now: skip any we overran rather than catch up in a burst.
             slot = max(slot + 1, math.floor((now - start) / self.interval) + 1)
             if self.stopping.wait(start + slot * self.interval - now):
@@ -99,7 +101,7 @@ class SensorThread(StoppableThread):
         self.status.read_ok()
         for reading in readings:
             try:
-                self._out.put(reading, timeout=max(0.0, deadline - time.monotonic()))
+                self._out.put(reading, timeout=max(0.0, deadline - self._clock()))
             except queue.Full:
                 self._dropped(1)
 
