@@ -3,19 +3,62 @@
 The rest of pihub never sees configparser or a raw string: it gets a :class:`Config`.
 Each section is a dataclass declared with :func:`pihub.schema.key`; sensor sections take
 their keys from the sensor type's ``Options`` dataclass (see :mod:`pihub.sensors`).
+:func:`load_config` checks everything and raises one :class:`~pihub.errors.ConfigError`
+holding every problem, one line each, naming the file, the section and the key.
 
-PARSING IS NOT WRITTEN YET: :func:`load_config` is the one entry point.
+How the file is read:
+
+- configparser with interpolation off: a ``%`` is just a ``%``.
+- Whole-line comments start with ``#`` or ``;``. An inline comment starts with ``;`` or
+  ``#`` *after whitespace*, so ``a#b`` is a value but ``a #b`` is ``a``: a value cannot
+  hold a space followed by ``;`` or ``#``. (Nothing secret lives in the file, and MQTT
+  topics cannot hold ``#`` anyway.)
+- Section names are case-sensitive; key names are not (``Port`` is ``port``), but are
+  reported as written. There is no ``[DEFAULT]`` section.
+- An empty value (``client_id =``) means None where the key allows it, else its default;
+  a required key may not be empty. A value may not span lines nor hold control characters.
+- Relative paths in ``[hub] state_dir`` and ``[mqtt] password_file``/``ca_certs``/
+  ``certfile``/``keyfile`` are relative to the config file's folder, and stored absolute.
+  Nothing is created here (the runtime creates ``state_dir``).
 """
 
 from __future__ import annotations
 
+import configparser
 import dataclasses
+import difflib
+import math
+import os
+import re
+import socket
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from pihub.schema import key
+from pihub import sensors
+from pihub.errors import ConfigError
+from pihub.readings import RecordSpec
+from pihub.schema import MISSING, key, rule_of
 
 HUB_ID_PATTERN = r"[A-Za-z0-9_-]+"
+SENSOR_PREFIX = "sensor:"
+#: The last place :func:`resolve_config_path` looks.
+SYSTEM_CONFIG = Path("/etc/pihub/config.ini")
+#: systemd ``LoadCredential=mqtt_password:…`` puts the password here.
+CREDENTIAL_NAME = "mqtt_password"
+PASSWORD_ENV = "PIHUB_MQTT_PASSWORD"
+#: Keys of a sensor's ``Options`` that name a GPIO pin; two sensors may not share one.
+PIN_KEYS = ("pin", "echo", "trigger")
+#: A value of a key whose name holds one of these is never shown in a message.
+SECRET_WORDS = ("password", "secret", "token")
+#: No real config file is this big; refusing it early bounds the work on garbage input.
+MAX_FILE_BYTES = 1 << 20
+_INT_LIMIT = 2**63 - 1  # what SQLite and most C libraries can hold
+_NO_WILDCARDS = "anything but the MQTT wildcards # and +"
+_TRUE = ("true", "yes", "on", "1")
+_FALSE = ("false", "no", "off", "0")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,10 +90,10 @@ class MqttConfig:
     keepalive: int = key(30, min=5, max=65535)
     qos: int = key(1, min=1, max=2, help="0 cannot keep the delivery promise")
     protocol: str = key("5", choices=("5", "3.1.1"))
-    topic_prefix: str = key("pihub", pattern=r"[^#+\x00]+", pattern_help="no MQTT wildcards")
+    topic_prefix: str = key("pihub", pattern=r"[^#+\x00]+", pattern_help=_NO_WILDCARDS)
     discovery: bool = key(True)
     discovery_prefix: str = key("homeassistant", pattern=r"[^#+\x00]+",
-                                pattern_help="no MQTT wildcards")
+                                pattern_help=_NO_WILDCARDS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +111,14 @@ class SpoolConfig:
     """``[spool]``."""
 
     max_bytes: int = key(67108864, min=65536)
+
+
+@dataclasses.dataclass(frozen=True)
+class SensorKeys:
+    """The keys every ``[sensor:NAME]`` takes besides its type's ``Options``."""
+
+    type: str = key()
+    interval: float = key(10.0, above=0, max=86400)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,14 +141,509 @@ class Config:
     batch: BatchConfig
     spool: SpoolConfig
     sensors: tuple[SensorConfig, ...]
-    #: From ``password_file`` or ``$PIHUB_MQTT_PASSWORD``; never shown.
+    #: See :func:`load_config` for where it comes from; never shown.
     password: str | None = dataclasses.field(default=None, repr=False)
+    #: Where :attr:`password` came from, for ``pihub check``: ``password_file``,
+    #: ``$CREDENTIALS_DIRECTORY/mqtt_password`` or ``$PIHUB_MQTT_PASSWORD``; None if unset.
+    password_source: str | None = None
 
     @property
     def client_id(self) -> str:
         return self.mqtt.client_id or f"pihub-{self.hub.id}"
 
 
-def load_config(path: Path) -> Config:
-    """Read and validate ``path``; raise :class:`~pihub.errors.ConfigError` listing every problem."""
-    raise NotImplementedError
+_SECTIONS: dict[str, type[Any]] = {
+    "hub": HubConfig, "mqtt": MqttConfig, "batch": BatchConfig, "spool": SpoolConfig,
+}
+_PATH_KEYS = {"hub": ("state_dir",), "mqtt": ("password_file", "ca_certs", "certfile", "keyfile")}
+# A section as read: lower-cased key -> (key as written, value).
+_Entries = dict[str, tuple[str, str]]
+
+
+def resolve_config_path(cli_value: str | None) -> Path:
+    """The config file to use: ``-c FILE``, else ``$PIHUB_CONFIG``, else ``./config.ini``
+    if it exists, else :data:`SYSTEM_CONFIG`. Whether it exists is :func:`load_config`'s
+    business."""
+    if cli_value is not None:
+        return Path(cli_value)
+    env = os.environ.get("PIHUB_CONFIG")
+    if env:
+        return Path(env)
+    local = Path("config.ini")
+    return local if local.is_file() else SYSTEM_CONFIG
+
+
+def default_hub_id() -> str:
+    """The host's short name (up to the first dot), other characters turned into ``-``."""
+    name = socket.gethostname().split(".", 1)[0]
+    return re.sub(r"[^A-Za-z0-9_-]", "-", name) or "pihub"
+
+
+def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -> Config:
+    """Read and validate ``path``; raise :class:`~pihub.errors.ConfigError` listing every problem.
+
+    The MQTT password comes from, in this order: ``[mqtt] password_file`` (one trailing
+    newline stripped), ``$CREDENTIALS_DIRECTORY/mqtt_password`` when that variable is set
+    and the file exists (systemd ``LoadCredential=``), then ``$PIHUB_MQTT_PASSWORD``.
+    ``environ`` defaults to :data:`os.environ`. TLS client auth needs both ``certfile`` and
+    ``keyfile`` (a combined PEM file can be given as both).
+    """
+    path = Path(path)
+    env = os.environ if environ is None else environ
+    out = _Problems(str(path))
+    ini = _read_ini(path, out)
+    if ini is None:
+        raise ConfigError(out.lines)
+    base = _base_dir(path)
+    parsed: dict[str, Any] = {}
+    sensor_list: list[SensorConfig] = []
+    for section, entries in ini.items():
+        if section in _SECTIONS:
+            parsed[section] = _parse_plain(section, entries, base, out)
+        elif section.startswith(SENSOR_PREFIX):
+            sensor = _parse_sensor(section, entries, out)
+            if sensor is not None:
+                sensor_list.append(sensor)
+        else:
+            hint = _did_you_mean(section, _section_names(section))
+            out.add(section, None, "unknown section" + hint)
+    for section, cls in _SECTIONS.items():
+        if section not in ini:
+            parsed[section] = cls()
+    if parsed.get("hub") is not None and not parsed["hub"].id:
+        parsed["hub"] = dataclasses.replace(parsed["hub"], id=default_hub_id())
+    password, source = None, None
+    if parsed.get("mqtt") is not None:
+        password, source = _password(parsed["mqtt"], env, out)
+        _check_tls(parsed["mqtt"], out)
+    if parsed.get("batch") is not None and parsed.get("hub") is not None and parsed.get("spool"):
+        _check_batch(parsed["hub"], parsed["batch"], parsed["spool"], out)
+    _check_sensors(sensor_list, out)
+    if out.lines:
+        raise ConfigError(out.lines)
+    return Config(path=path, hub=parsed["hub"], mqtt=parsed["mqtt"], batch=parsed["batch"],
+                  spool=parsed["spool"], sensors=tuple(sensor_list), password=password,
+                  password_source=source)
+
+
+def sensor_records(sensor: SensorConfig) -> tuple[RecordSpec, ...] | None:
+    """What ``sensor`` will record, known without opening its device; None if unknown.
+
+    Asks the type's ``record_specs(name, options)`` classmethod; a type that describes
+    its records only in ``records()`` is asked through an instance that was never opened,
+    which works when ``records()`` looks only at ``name`` and ``options``.
+    """
+    cls = sensors.SENSOR_TYPES.get(sensor.type)
+    if cls is None:
+        return None
+    try:
+        return tuple(cls.record_specs(sensor.name, sensor.options))
+    except Exception:  # not every type knows its records before opening: try records()
+        pass
+    try:
+        bare = cls.__new__(cls)
+        bare.name, bare.options, bare._closed = sensor.name, sensor.options, True
+        return tuple(bare.records())
+    except Exception:  # a records() that needs its device: describe without them
+        return None
+
+
+def is_secret(key_name: str) -> bool:
+    """Whether values of ``key_name`` must never be shown."""
+    return any(word in key_name.lower() for word in SECRET_WORDS)
+
+
+class _Problems:
+    """Collects one line per problem: ``FILE: [SECTION] KEY: what is wrong``."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.lines: list[str] = []
+
+    def add(self, section: str | None, key_name: str | None, message: str) -> None:
+        where = f"{self.label}:"
+        if section is not None:
+            where += f" [{section}]"
+        if key_name is not None:
+            where += f" {key_name}:"
+        self.lines.append(f"{where} {message}")
+
+
+class _Reader(configparser.ConfigParser):
+    def optionxform(self, optionstr: str) -> str:
+        return optionstr  # keep keys as written for messages; matched case-insensitively later
+
+
+def _read_ini(path: Path, out: _Problems) -> dict[str, _Entries] | None:
+    try:
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
+    except FileNotFoundError:
+        out.add(None, None, "no such file")
+        return None
+    except IsADirectoryError:
+        out.add(None, None, "is a directory, not a config file")
+        return None
+    except (OSError, ValueError) as e:
+        out.add(None, None, f"cannot be read: {getattr(e, 'strerror', None) or type(e).__name__}")
+        return None
+    if len(data) > MAX_FILE_BYTES:
+        out.add(None, None, f"is over {MAX_FILE_BYTES} bytes; is it really a config file?")
+        return None
+    if b"\x00" in data:
+        out.add(None, None, "holds NUL bytes; is it a text file?")
+        return None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        out.add(None, None, f"line {line}: is not UTF-8 text")
+        return None
+    reader = _Reader(interpolation=None, strict=True, comment_prefixes=("#", ";"),
+                     inline_comment_prefixes=(";", "#"), empty_lines_in_values=False,
+                     default_section="\x00none")  # no [DEFAULT]: it would be an unknown section
+    try:
+        reader.read_string(text, source=str(path))
+    except configparser.DuplicateSectionError as e:
+        out.add(e.section, None, f"line {e.lineno}: the section appears twice")
+    except configparser.DuplicateOptionError as e:
+        out.add(e.section, e.option, f"line {e.lineno}: the key appears twice in this section")
+    except configparser.MissingSectionHeaderError as e:
+        out.add(None, None, f"line {e.lineno}: a key before any [section] header")
+    except configparser.ParsingError as e:
+        # Never echo the line: it might be a pasted password.
+        for lineno, _line in e.errors:
+            out.add(None, None, f"line {lineno}: is neither [section], key = value nor a comment")
+    except configparser.Error as e:
+        out.add(None, None, f"is not a valid INI file ({type(e).__name__})")
+    if out.lines:
+        return None
+    result: dict[str, _Entries] = {}
+    for section in reader.sections():
+        entries: _Entries = {}
+        for written, value in reader.items(section, raw=True):
+            if written.lower() in entries:
+                out.add(section, written,
+                        f"the key appears twice (also as {entries[written.lower()][0]!r})")
+            entries[written.lower()] = (written, value)
+        result[section] = entries
+    return result
+
+
+def _base_dir(path: Path) -> Path:
+    try:
+        return path.parent.absolute()
+    except OSError:  # the current directory was deleted
+        return path.parent
+
+
+def _section_names(section: str) -> list[str]:
+    names = list(_SECTIONS)
+    if ":" in section:
+        names.append(SENSOR_PREFIX + section.split(":", 1)[1])
+    return names
+
+
+def _did_you_mean(word: str, choices: Sequence[str], listing: bool = False) -> str:
+    close = difflib.get_close_matches(word.lower(), choices, n=1, cutoff=0.6)
+    if close:
+        return f" (did you mean {close[0]!r}?)"
+    if listing and choices:
+        return f" (known: {', '.join(sorted(choices))})"
+    return ""
+
+
+def _show(key_name: str, raw: str) -> str:
+    if is_secret(key_name):
+        return "the value"
+    return repr(raw if len(raw) <= 60 else raw[:57] + "...")
+
+
+def _parse_plain(section: str, entries: _Entries, base: Path, out: _Problems) -> Any:
+    cls = _SECTIONS[section]
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    for lower, (written, _value) in entries.items():
+        if section == "mqtt" and lower == "password":
+            out.add(section, written, "a password does not belong in this file; "
+                    f"put it in password_file or ${PASSWORD_ENV}")
+        elif lower not in allowed:
+            out.add(section, written, "unknown key" + _did_you_mean(lower, allowed))
+    values = _values(cls, section, entries, out)
+    if values is None:
+        return None
+    for name in _PATH_KEYS.get(section, ()):
+        if values[name]:
+            values[name] = str(base / Path(values[name]).expanduser())
+    return _build(cls, section, values, out)
+
+
+def _parse_sensor(section: str, entries: _Entries, out: _Problems) -> SensorConfig | None:
+    name = section[len(SENSOR_PREFIX):]
+    ok = True
+    if not re.fullmatch(HUB_ID_PATTERN, name):
+        out.add(section, None, "a sensor name may hold only letters, digits, _ and -")
+        ok = False
+    common = _values(SensorKeys, section, {k: v for k, v in entries.items()
+                                           if k in ("type", "interval")}, out)
+    if common is None:
+        return None
+    type_name = common["type"].lower()
+    sensor_cls = sensors.SENSOR_TYPES.get(type_name)
+    if sensor_cls is None:
+        out.add(section, entries["type"][0], f"unknown sensor type {_show('type', common['type'])}"
+                + _did_you_mean(type_name, list(sensors.SENSOR_TYPES), listing=True))
+        return None
+    options_cls = getattr(sensor_cls, "Options", None)
+    if not dataclasses.is_dataclass(options_cls) or not isinstance(options_cls, type):
+        out.add(section, None, f"sensor type {type_name!r} declares no Options dataclass")
+        return None
+    allowed = ["type", "interval", *(f.name for f in dataclasses.fields(options_cls))]
+    for lower, (written, _value) in entries.items():
+        if lower not in allowed:
+            out.add(section, written, "unknown key" + _did_you_mean(lower, allowed, listing=True))
+    values = _values(options_cls, section, entries, out)
+    if values is None or not ok:
+        return None
+    options = _build(options_cls, section, values, out)
+    if options is None:
+        return None
+    return SensorConfig(name=name, type=type_name, interval=common["interval"], options=options)
+
+
+def _build(cls: type[Any], section: str, values: dict[str, Any], out: _Problems) -> Any:
+    try:
+        return cls(**values)
+    except Exception as e:  # a type's own __post_init__ checks
+        out.add(section, None, str(e) or type(e).__name__)
+        return None
+
+
+def _values(cls: type[Any], section: str, entries: _Entries,
+            out: _Problems) -> dict[str, Any] | None:
+    """Each field of ``cls`` converted and checked against its rule; None if any is wrong."""
+    hints = _hints(cls)
+    values: dict[str, Any] = {}
+    ok = True
+    for field in dataclasses.fields(cls):
+        if field.name in ("type", "interval") and cls is not SensorKeys:
+            continue  # common sensor keys, parsed by SensorKeys
+        base_type, optional = _base_type(hints.get(field.name, str))
+        entry = entries.get(field.name)
+        written, raw = entry if entry is not None else (field.name, None)
+        try:
+            if raw is None or raw == "":
+                if raw == "" and optional:
+                    values[field.name] = None
+                elif field.default is not MISSING:
+                    values[field.name] = field.default
+                elif field.default_factory is not MISSING:
+                    values[field.name] = typing.cast("Callable[[], Any]", field.default_factory)()
+                else:
+                    state = "missing" if raw is None else "empty"
+                    raise _BadValueError(f"required key is {state}")
+                continue
+            if "\n" in raw:
+                raise _BadValueError("the value spans several lines (is the next line indented?)")
+            if any(ord(c) < 32 or ord(c) == 127 for c in raw):
+                raise _BadValueError("the value holds control characters")
+            values[field.name] = _check(rule_of(field), _convert(written, raw, base_type),
+                                        written, raw)
+        except _BadValueError as e:
+            out.add(section, written, str(e))
+            ok = False
+    return values if ok else None
+
+
+class _BadValueError(Exception):
+    """One value is wrong; the message says how."""
+
+
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(cls)
+    except Exception:  # an annotation that does not resolve: read it as text below
+        return {f.name: f.type for f in dataclasses.fields(cls)}
+
+
+def _base_type(tp: Any) -> tuple[Any, bool]:
+    """``int | None`` → ``(int, True)``; string annotations are read by name."""
+    if isinstance(tp, str):
+        optional = tp.startswith("Optional[")
+        if optional:
+            tp = tp.removeprefix("Optional[").removesuffix("]")
+        parts = [p.strip() for p in tp.split("|")]
+        named = [p for p in parts if p != "None"]
+        known = {"int": int, "float": float, "bool": bool, "str": str}
+        return known.get(named[0] if len(named) == 1 else "str", str), optional or "None" in parts
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return (args[0] if len(args) == 1 else str), len(args) < len(typing.get_args(tp))
+    return tp, False
+
+
+def _convert(key_name: str, raw: str, base_type: Any) -> Any:
+    shown = _show(key_name, raw)
+    if base_type is bool:
+        if raw.lower() in _TRUE:
+            return True
+        if raw.lower() in _FALSE:
+            return False
+        raise _BadValueError(f"{shown} is not true or false "
+                             "(say true/false, yes/no, on/off or 1/0)")
+    if base_type is int:
+        if len(raw) > 40:
+            raise _BadValueError(f"{shown} is too long to be a whole number")
+        try:
+            value = int(raw, 10)
+        except ValueError:
+            try:
+                value = int(raw, 0)  # 0x76, 0o17, 0b101
+            except ValueError:
+                raise _BadValueError(f"{shown} is not a whole number") from None
+        if abs(value) > _INT_LIMIT:
+            raise _BadValueError(f"{shown} is too large")
+        return value
+    if base_type is float:
+        try:
+            number = float(raw)
+        except ValueError:
+            raise _BadValueError(f"{shown} is not a number") from None
+        if not math.isfinite(number):
+            raise _BadValueError(f"{shown} is not a finite number")
+        return number
+    if base_type is str:
+        return raw
+    try:
+        return base_type(raw)
+    except Exception:
+        kind = getattr(base_type, "__name__", "value")
+        raise _BadValueError(f"{shown} is not a valid {kind}") from None
+
+
+def _check(rule: Any, value: Any, key_name: str, raw: str) -> Any:
+    shown = _show(key_name, raw)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and (
+            (rule.min is not None and value < rule.min)
+            or (rule.above is not None and value <= rule.above)
+            or (rule.max is not None and value > rule.max)):
+            raise _BadValueError(f"{shown} is out of range ({_range_text(rule)})")
+    if rule.choices is not None:
+        matches = [c for c in rule.choices if c.lower() == str(value).lower()]
+        if not matches:
+            raise _BadValueError(f"{shown} is not one of {', '.join(rule.choices)}")
+        value = matches[0] if isinstance(value, str) else value
+    if (rule.pattern is not None and isinstance(value, str)
+            and not re.fullmatch(rule.pattern, value)):
+        allowed = rule.pattern_help or f"text matching {rule.pattern}"
+        raise _BadValueError(f"{shown} is not valid (allowed: {allowed})")
+    return value
+
+
+def _range_text(rule: Any) -> str:
+    def num(x: float) -> str:
+        return f"{x:g}" if isinstance(x, float) else str(x)
+
+    if rule.min is not None and rule.max is not None:
+        return f"must be {num(rule.min)}..{num(rule.max)}"
+    parts = []
+    if rule.min is not None:
+        parts.append(f"at least {num(rule.min)}")
+    if rule.above is not None:
+        parts.append(f"above {num(rule.above)}")
+    if rule.max is not None:
+        parts.append(f"at most {num(rule.max)}")
+    return "must be " + " and ".join(parts)
+
+
+def _password(mqtt: MqttConfig, env: Mapping[str, str],
+              out: _Problems) -> tuple[str | None, str | None]:
+    password: str | None = None
+    source: str | None = None
+    if mqtt.password_file:
+        source = "password_file"
+        password = _read_secret(Path(mqtt.password_file), source, out)
+    elif env.get("CREDENTIALS_DIRECTORY"):
+        cred = Path(env["CREDENTIALS_DIRECTORY"]) / CREDENTIAL_NAME
+        if cred.is_file():
+            source = f"$CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}"
+            password = _read_secret(cred, source, out)
+    if source is None and env.get(PASSWORD_ENV):
+        password, source = env[PASSWORD_ENV], f"${PASSWORD_ENV}"
+    if password is not None and not mqtt.username:
+        out.add("mqtt", "username", f"a password is set (from {source}) but no username; set one")
+    return password, source
+
+
+def _read_secret(path: Path, what: str, out: _Problems) -> str | None:
+    """The file's text less one trailing newline; problems name ``what``, never the content."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        out.add("mqtt", what, "the password file is not UTF-8 text")
+        return None
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or type(e).__name__
+        out.add("mqtt", what, f"cannot read the password file: {reason}")
+        return None
+    text = text[:-2] if text.endswith("\r\n") else text.removesuffix("\n")
+    if not text:
+        out.add("mqtt", what, "the password file is empty")
+        return None
+    return text
+
+
+def _check_tls(mqtt: MqttConfig, out: _Problems) -> None:
+    files = {"ca_certs": mqtt.ca_certs, "certfile": mqtt.certfile, "keyfile": mqtt.keyfile}
+    for name, value in files.items():
+        if not value:
+            continue
+        if not mqtt.tls:
+            out.add("mqtt", name, "is set but tls = false; set tls = true")
+        try:
+            with open(value, "rb") as f:
+                f.read(1)
+        except (OSError, ValueError) as e:
+            reason = getattr(e, "strerror", None) or type(e).__name__
+            out.add("mqtt", name, f"cannot read {value!r}: {reason}")
+    if bool(mqtt.certfile) != bool(mqtt.keyfile):
+        missing = "keyfile" if mqtt.certfile else "certfile"
+        out.add("mqtt", missing, "certfile and keyfile go together: set both (the same file "
+                "if it holds both) or neither")
+
+
+def _check_batch(hub: HubConfig, batch: BatchConfig, spool: SpoolConfig, out: _Problems) -> None:
+    if batch.max_latency >= hub.shutdown_timeout:
+        out.add("batch", "max_latency", f"{batch.max_latency:g} s must be below [hub] "
+                f"shutdown_timeout ({hub.shutdown_timeout:g} s) so a stop can flush a batch")
+    if batch.max_bytes > spool.max_bytes:
+        out.add("batch", "max_bytes", f"{batch.max_bytes} is more than [spool] max_bytes "
+                f"({spool.max_bytes}); one batch must fit in the spool")
+
+
+def _pin_id(value: Any) -> str:
+    """``17``, ``GPIO17`` and ``BCM17`` are the same pin; other names compare as written."""
+    text = str(value).strip().upper()
+    match = re.fullmatch(r"(?:GPIO|BCM)?0*(\d+)", text)
+    return f"GPIO{int(match.group(1))}" if match else text
+
+
+def _check_sensors(sensor_list: list[SensorConfig], out: _Problems) -> None:
+    pins: dict[str, str] = {}
+    records: dict[str, str] = {}
+    for sensor in sensor_list:
+        section = SENSOR_PREFIX + sensor.name
+        for pin_key in PIN_KEYS:
+            value = getattr(sensor.options, pin_key, None)
+            if value is None or value == "":
+                continue
+            pin = _pin_id(value)
+            if pin in pins:
+                out.add(section, pin_key, f"{pin} is already used by {pins[pin]}")
+            else:
+                pins[pin] = f"[{section}] {pin_key}"
+        for spec in sensor_records(sensor) or ():
+            if spec.name in records:
+                out.add(section, None, f"records {spec.name!r}, which {records[spec.name]} "
+                        "records too")
+            else:
+                records[spec.name] = f"[{section}]"
