@@ -29,18 +29,20 @@ def describe(config: Config) -> str:
         f"TLS        {_tls(config)}",
         f"login      {_login(config)}",
         "topics",
-        f"  {base}/status    online/offline, retained",
-        f"  {base}/readings  SenML batches, QoS {mqtt.qos}",
-        f"  {base}/health    health JSON, retained",
     ]
     records = {sensor.name: sensor_records(sensor) for sensor in config.sensors}
+    topics = [(f"{base}/status", "online/offline, retained"),
+              (f"{base}/readings", f"SenML batches, QoS {mqtt.qos}"),
+              (f"{base}/health", "health JSON, retained")]
     for sensor in config.sensors:
         specs = records[sensor.name]
         names = [spec.name for spec in specs] if specs is not None else [f"{sensor.name}…"]
-        lines.extend(f"  {base}/sensor/{name}  latest value, retained" for name in names)
+        topics.extend((f"{base}/sensor/{name}", "latest value, retained") for name in names)
     if mqtt.discovery:
-        lines.append(f"  {mqtt.discovery_prefix}/…/config  Home Assistant discovery: on")
-    else:
+        topics.append((f"{mqtt.discovery_prefix}/…/config", "Home Assistant discovery: on"))
+    width = max(len(topic) for topic, _ in topics)
+    lines.extend(f"  {topic:<{width}}  {what}" for topic, what in topics)
+    if not mqtt.discovery:
         lines.append("  Home Assistant discovery: off")
     lines.append(f"sensors ({len(config.sensors)})")
     if not config.sensors:
@@ -48,7 +50,7 @@ def describe(config: Config) -> str:
     width = max((len(sensor.name) for sensor in config.sensors), default=0)
     for sensor in config.sensors:
         lines.append("  " + _sensor_line(sensor, records[sensor.name], width))
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines)
 
 
 def _yes_no(flag: bool) -> str:

@@ -715,3 +715,20 @@ def test_fuzz_helpers_can_fail(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(config_module, "_read_ini", broken)
     with pytest.raises(KeyError):
         _load_anything(b"[hub]\n")
+
+
+REAL_VALUES = st.one_of(VALUES, st.sampled_from(
+    ["digital", "motion", "light", "distance", "analog", "cpu_temperature", "load_average",
+     "disk_usage", "ds18b20", "bme280", "mcp3008", "0x77", "28-00000a1b2c3d", "GPIO4", "BOARD7"]))
+REAL_KEYS = st.sampled_from(["type", "interval", "pin", "echo", "trigger", "channel", "chip",
+                             "vref", "device", "bus", "address", "path", "unit", "bounce_time"])
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.builds(lambda n: f"sensor:{n}", st.sampled_from("abc")),
+                          st.lists(st.tuples(REAL_KEYS, REAL_VALUES), max_size=6)),
+                max_size=4))
+def test_fuzz_the_real_sensor_types(sections: list[tuple[str, list[tuple[str, str]]]]) -> None:
+    text = "".join(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in entries)
+                   for name, entries in sections)
+    _load_anything(text.encode("utf-8", "surrogatepass"))
