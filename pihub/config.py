@@ -33,7 +33,7 @@ import re
 import socket
 import types
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +216,7 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
     if parsed.get("mqtt") is not None:
         password, source = _password(parsed["mqtt"], env, out)
         _check_tls(parsed["mqtt"], out)
-    if parsed.get("batch") is not None and parsed.get("hub") is not None and parsed.get("spool"):
+    if all(parsed.get(name) is not None for name in ("hub", "batch", "spool")):
         _check_batch(parsed["hub"], parsed["batch"], parsed["spool"], out)
     _check_sensors(sensor_list, out)
     if out.lines:
@@ -383,8 +383,9 @@ def _parse_sensor(section: str, entries: _Entries, out: _Problems) -> SensorConf
     if not re.fullmatch(HUB_ID_PATTERN, name):
         out.add(section, None, "a sensor name may hold only letters, digits, _ and -")
         ok = False
-    common = _values(SensorKeys, section, {k: v for k, v in entries.items()
-                                           if k in ("type", "interval")}, out)
+    # Checked apart, so a bad interval does not hide the problems of the type's keys.
+    common = _values(SensorKeys, section, entries, out, only=("type",))
+    interval = _values(SensorKeys, section, entries, out, only=("interval",))
     if common is None:
         return None
     type_name = common["type"].lower()
@@ -401,13 +402,14 @@ def _parse_sensor(section: str, entries: _Entries, out: _Problems) -> SensorConf
     for lower, (written, _value) in entries.items():
         if lower not in allowed:
             out.add(section, written, "unknown key" + _did_you_mean(lower, allowed, listing=True))
-    values = _values(options_cls, section, entries, out)
-    if values is None or not ok:
+    own = [f.name for f in dataclasses.fields(options_cls) if f.name not in ("type", "interval")]
+    values = _values(options_cls, section, entries, out, only=own)
+    if values is None or interval is None or not ok:
         return None
     options = _build(options_cls, section, values, out)
     if options is None:
         return None
-    return SensorConfig(name=name, type=type_name, interval=common["interval"], options=options)
+    return SensorConfig(name=name, type=type_name, interval=interval["interval"], options=options)
 
 
 def _build(cls: type[Any], section: str, values: dict[str, Any], out: _Problems) -> Any:
@@ -418,15 +420,16 @@ def _build(cls: type[Any], section: str, values: dict[str, Any], out: _Problems)
         return None
 
 
-def _values(cls: type[Any], section: str, entries: _Entries,
-            out: _Problems) -> dict[str, Any] | None:
-    """Each field of ``cls`` converted and checked against its rule; None if any is wrong."""
+def _values(cls: type[Any], section: str, entries: _Entries, out: _Problems,
+            only: Collection[str] | None = None) -> dict[str, Any] | None:
+    """Each field of ``cls`` (or those named in ``only``) converted and checked against its
+    rule; None if any is wrong."""
     hints = _hints(cls)
     values: dict[str, Any] = {}
     ok = True
     for field in dataclasses.fields(cls):
-        if field.name in ("type", "interval") and cls is not SensorKeys:
-            continue  # common sensor keys, parsed by SensorKeys
+        if only is not None and field.name not in only:
+            continue
         base_type, optional = _base_type(hints.get(field.name, str))
         entry = entries.get(field.name)
         written, raw = entry if entry is not None else (field.name, None)

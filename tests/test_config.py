@@ -732,3 +732,13 @@ def test_fuzz_the_real_sensor_types(sections: list[tuple[str, list[tuple[str, st
     text = "".join(f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in entries)
                    for name, entries in sections)
     _load_anything(text.encode("utf-8", "surrogatepass"))
+
+
+def test_a_bad_interval_does_not_hide_other_sensor_problems(tmp_path: Path,
+                                                            fake_types: None) -> None:
+    found = problems(write(tmp_path, "[sensor:door]\ntype = switch\ninterval = -1\n"))
+    assert found == [
+        "config.ini: [sensor:door] interval: '-1' is out of range "
+        "(must be above 0 and at most 86400)",
+        "config.ini: [sensor:door] pin: required key is missing",
+    ]
