@@ -29,3 +29,19 @@ class SpoolError(PihubError, OSError):
 
 class ZombieThread(PihubError, RuntimeError):
     """A thread did not stop within its join timeout."""
+
+
+class HardwareError(PihubError, RuntimeError):
+    """The hardware layer (pin factory, buses, system files) could not be used."""
+
+
+class UnknownPinFactory(HardwareError, ValueError):  # noqa: N818 - gpiozero-style names
+    """``pin_factory`` names no backend pihub knows."""
+
+
+class PinFactoryUnavailable(HardwareError):  # noqa: N818 - gpiozero-style names
+    """The chosen pin backend cannot be loaded on this machine (library or board missing)."""
+
+
+class NoPinLibrary(HardwareError):  # noqa: N818 - gpiozero-style names
+    """A GPIO pin was asked for, but no pin library could be loaded (``pin_factory = auto``)."""

@@ -5,11 +5,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from pihub.errors import SensorRangeError
+from pihub.errors import SensorError, SensorRangeError
 from pihub.readings import Reading, RecordSpec
 
 if TYPE_CHECKING:
@@ -35,7 +36,10 @@ class Sensor(ABC):
     - :meth:`on_edge` if it can report pin edges as they happen.
 
     The constructor opens the device through ``hardware`` (never a GPIO library
-    directly) and raises :class:`~pihub.errors.SensorError` when it cannot.
+    directly) and raises :class:`~pihub.errors.SensorError` when it cannot. A subclass
+    whose records depend only on its name and options provides the classmethod
+    :meth:`record_specs` instead of :meth:`records` (``pihub check`` uses it without
+    opening anything).
     """
 
     type_name: ClassVar[str]
@@ -46,10 +50,18 @@ class Sensor(ABC):
         self.options = options
         self.hardware = hardware
         self._closed = False
+        if hardware is not None:
+            # the simulation builds the part this sensor is about to look for
+            hardware.prepare(self)
 
-    @abstractmethod
+    @classmethod
+    def record_specs(cls, name: str, options: Any) -> Sequence[RecordSpec]:
+        """What a sensor of this type named ``name`` with ``options`` records."""
+        raise NotImplementedError(f"{cls.__name__} describes its records only when open")
+
     def records(self) -> Sequence[RecordSpec]:
         """What this sensor records: one spec per record name, fixed for its life."""
+        return self.record_specs(self.name, self.options)
 
     @abstractmethod
     def read(self) -> list[Reading]:
@@ -83,3 +95,18 @@ def checked(name: str, value: float, low: float, high: float) -> float:
     if not math.isfinite(value) or not low <= value <= high:
         raise SensorRangeError(f"{name}: {value!r} is outside the physical range {low}..{high}")
     return value
+
+
+@contextmanager
+def device_errors(doing: str) -> Iterator[None]:
+    """Turn whatever a device library raises while ``doing`` something into a SensorError.
+
+    gpiozero, smbus2 and the file system raise their own exception types (``PinInvalidPin``,
+    ``OSError``…); the sensor thread should see one kind, worded for the user.
+    """
+    try:
+        yield
+    except SensorError:
+        raise
+    except Exception as e:
+        raise SensorError(f"{doing}: {e}" if str(e) else f"{doing}: {type(e).__name__}") from e
