@@ -23,6 +23,7 @@ import math
 import re
 import time
 from collections.abc import Iterable, Sequence
+from decimal import Decimal
 from typing import Any, NamedTuple
 
 from pihub.errors import PihubError
@@ -121,7 +122,7 @@ def decode_pack(payload: bytes | str, *, now: float | None = None) -> list[Recor
     Base fields (``bn``, ``bt``, ``bu``, ``bv``) apply to their record and every later
     one until replaced; name = bn + n, time = bt + t, unit = u or bu, v = bv + v. A
     resolved time below 2**28 is relative to ``now`` (default: the current time).
-    Times are rounded to the microsecond, the precision :func:`encode_pack` keeps.
+    Base and record fields are added exactly (as decimals), then made floats.
     Raises :class:`SenMLError` for anything that is not a valid pack.
     """
     return _resolve(_load(payload), now)[0]
@@ -277,9 +278,14 @@ def _utf8(text: str) -> bytes:
 # -- decoding ---------------------------------------------------------------------------
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
 def _load(payload: bytes | str) -> list[Any]:
     try:
-        pack = json.loads(payload)
+        # Decimal: bt + t is then exact, whatever the two's magnitudes.
+        pack = json.loads(payload, parse_float=Decimal, parse_constant=_no_constant)
     except (ValueError, TypeError) as exc:
         raise SenMLError(f"not a SenML JSON pack: {exc}") from None
     if not isinstance(pack, list):
@@ -287,12 +293,22 @@ def _load(payload: bytes | str) -> list[Any]:
     return pack
 
 
-def _number(obj: dict[str, Any], key: str, index: int) -> float | None:
+def _number(obj: dict[str, Any], key: str, index: int) -> Decimal | int | None:
     value = obj.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
+    if isinstance(value, bool) or not isinstance(value, int | Decimal):
         raise SenMLError(f"record {index}: {key!r} is {value!r}, not a number")
+    return value
+
+
+def _py(number: Decimal | int, index: int) -> float | int:
+    """A JSON number as Python has it: an int stays an int."""
+    if isinstance(number, int):
+        return number
+    value = float(number)
+    if not math.isfinite(value):
+        raise SenMLError(f"record {index}: {number} is too large for a double")
     return value
 
 
@@ -306,7 +322,9 @@ def _string(obj: dict[str, Any], key: str, index: int) -> str | None:
 def _resolve(pack: list[Any], now: float | None) -> tuple[list[Record], str]:
     """The resolved records of ``pack``, and the base name its first record sets."""
     records: list[Record] = []
-    bn, bt, bu, bv = "", 0.0, None, None
+    bn, bu = "", None
+    bt: Decimal | int = 0
+    bv: Decimal | int | None = None
     first_bn = ""
     for index, obj in enumerate(pack):
         if not isinstance(obj, dict):
@@ -320,7 +338,7 @@ def _resolve(pack: list[Any], now: float | None) -> tuple[list[Record], str]:
             if index == 0:
                 first_bn = bn
         if "bt" in obj:
-            bt = _number(obj, "bt", index) or 0.0
+            bt = _number(obj, "bt", index) or 0
         if "bu" in obj:
             bu = _string(obj, "bu", index)
         if "bv" in obj:
@@ -328,12 +346,9 @@ def _resolve(pack: list[Any], now: float | None) -> tuple[list[Record], str]:
         name = bn + (_string(obj, "n", index) or "")
         if not name:
             raise SenMLError(f"record {index}: no name (neither bn nor n)")
-        when = bt + (_number(obj, "t", index) or 0)
+        when = float(bt + (_number(obj, "t", index) or 0))
         if when < RELATIVE_TIME_LIMIT:
             when += time.time() if now is None else now
-        # bt + t lands within an ulp of the microsecond; rounding makes the result the
-        # same however a pack split bt and t, so re-split packs decode identically.
-        when = round(when, 6)
         unit = _string(obj, "u", index) or bu
         value = _record_value(obj, bv, index)
         seq = obj.get("seq")
@@ -343,19 +358,19 @@ def _resolve(pack: list[Any], now: float | None) -> tuple[list[Record], str]:
     return records, first_bn
 
 
-def _record_value(obj: dict[str, Any], bv: float | None, index: int) -> Value:
+def _record_value(obj: dict[str, Any], bv: Decimal | int | None, index: int) -> Value:
     present = [key for key in ("v", "vb", "vs", "vd") if key in obj]
     if len(present) > 1:
         raise SenMLError(f"record {index}: more than one value field ({', '.join(present)})")
     if not present:
         if bv is None:
             raise SenMLError(f"record {index}: no value (v, vb, vs or vd)")
-        return bv
+        return _py(bv, index)
     key = present[0]
     if key == "v":
         v = _number(obj, "v", index)
         assert v is not None
-        return v if bv is None else bv + v
+        return _py(v if bv is None else bv + v, index)
     if key == "vb":
         vb = obj["vb"]
         if not isinstance(vb, bool):

@@ -87,6 +87,8 @@ def test_decode_relative_time_is_from_now() -> None:
     b'[{"n":"x","v":1,"seq":1.5}]',
     b'[{"n":"x","v":1,"foo_":1}]',
     b'[{"n":"x","bt":true,"v":1}]',
+    b'[{"n":"x","v":NaN}]',
+    b'[{"n":"x","v":1e400}]',
 ])
 def test_decode_rejects_invalid_packs(payload: bytes) -> None:
     with pytest.raises(SenMLError):
