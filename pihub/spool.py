@@ -94,10 +94,12 @@ class Spool:
 
     - ``"FULL"`` (default): each append is on the storage when it returns; a power cut
       loses nothing accepted. Costs one fsync per append.
-    - ``"NORMAL"``: in WAL mode, appends since the last checkpoint (up to ~1000 pages)
-      can be lost on a power cut (not on a crash of the process); the database is never
-      corrupted. Lost readings' seqs are then reissued to new readings, which breaks
-      "never reused" for subscribers that saw none of them (they were never published).
+    - ``"NORMAL"``: the WAL is synced only at checkpoints (about every 4 MiB written),
+      so a power cut (not a crash of the process) can roll back the appends since the
+      last one — seconds to minutes of readings — though never corrupt the database.
+      Worse, the counter rolls back too: the lost seqs are issued again to new readings,
+      and if the lost ones had already been published, subscribers deduping on (hub,
+      seq) discard the new ones. It saves the fsync per append that FULL pays.
     - ``"EXTRA"``: FULL, plus the directory is synced when the WAL is reset.
 
     Acks always commit with NORMAL: losing an ack to a power cut only means a duplicate,
@@ -342,8 +344,7 @@ class Spool:
                     dropped = self._drop_oldest(conn, size) if size > self.max_bytes else None
                     conn.execute("COMMIT")
                 except sqlite3.Error as exc:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
+                    _rollback(conn)
                     raise SpoolError(f"spool {self.path}: cannot store {len(readings)} "
                                      f"readings: {exc}") from exc
                 self._next_seq = first + len(readings)
@@ -420,8 +421,7 @@ class Spool:
                         depth, size, batches = depth + row[0], size + row[1], batches + 1
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                _rollback(conn)
                 raise SpoolError(f"spool {self.path}: cannot delete acked batches: {exc}"
                                  ) from exc
             finally:
@@ -521,3 +521,12 @@ def _shorten(text: str, limit: int = 300) -> str:
     """One log line's worth of ``text`` (quick_check can list thousands of pages)."""
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    """Roll back after a failed statement; SQLite may already have done it (SQLITE_FULL)."""
+    try:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+    except sqlite3.Error as exc:
+        log.warning("spool: rollback failed: %s", exc)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -242,11 +242,11 @@ def foreign_database(path: Path) -> None:
 
 @pytest.mark.parametrize("spoil", [garbage, truncated, truncated_header, overwritten_pages,
                                    foreign_database])
-def test_unusable_spool_is_moved_aside(path: Path, spoil: object,
+def test_unusable_spool_is_moved_aside(path: Path, spoil: Callable[[Path], None],
                                         caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "pihub.spool")
     path.parent.mkdir(parents=True)
-    spoil(path)  # type: ignore[operator]
+    spoil(path)
     spoiled = path.read_bytes()
     caplog.clear()
     before = time.time_ns() // 1000
