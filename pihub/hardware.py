@@ -20,7 +20,7 @@ import threading
 import warnings
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from pihub.errors import HardwareError, PinFactoryUnavailable, UnknownPinFactory
 
@@ -143,7 +143,7 @@ class Hardware:
         except Exception:  # a factory half-torn-down must not stop the rest of shutdown
             log.warning("closing the %s pin factory failed", self.backend, exc_info=True)
 
-    def __enter__(self) -> Hardware:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

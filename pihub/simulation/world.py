@@ -323,14 +323,15 @@ class SimulatedHardware(Hardware):
         path = self.path(options.sensor_file)
         path.parent.mkdir(parents=True, exist_ok=True)
         load = self._load()
-        noise = signals.Wander(self.rng(f"file:{path}"), mean=0.0, spread=1.5, tau=10.0,
+        key = f"file:{options.sensor_file}"  # the unmapped name: the root is random
+        noise = signals.Wander(self.rng(key), mean=0.0, spread=1.5, tau=10.0,
                                low=-5.0, high=5.0)
 
         def update() -> None:
             celsius = 46.0 + 6.0 * load.value + noise.value
             _write_atomically(path, f"{round(celsius * 1000)}\n")
 
-        self._add(f"file:{path}", lambda: _ValuePart(update, noise))
+        self._add(key, lambda: _ValuePart(update, noise))
 
     def _build_load_average(self, options: Any) -> None:
         path = self.path("/proc/loadavg")
@@ -344,7 +345,7 @@ class SimulatedHardware(Hardware):
             _write_atomically(path, f"{load.value:.2f} {slower[0]:.2f} {slower[1]:.2f} "
                                     f"2/187 {4000 + int(self.time)}\n")
 
-        self._add(f"file:{path}", lambda: _ValuePart(update))
+        self._add("file:/proc/loadavg", lambda: _ValuePart(update))
 
     def _build_disk_usage(self, options: Any) -> None:
         self.path(options.path).mkdir(parents=True, exist_ok=True)
