@@ -17,6 +17,7 @@ fake-hwclock/NTP at boot could break that).
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -26,6 +27,11 @@ from types import TracebackType
 from typing import NamedTuple, NoReturn
 
 from pihub.errors import SpoolError
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX: no protection against a second hub
+    fcntl = None  # type: ignore[assignment]
 from pihub.readings import Reading
 from pihub.senml import encode_packs
 
@@ -141,15 +147,43 @@ class Spool:
         self._depth = 0
         self._batches = 0
         self._dropped = 0
-        self._open()
+        self._lock_fd: int | None = None
+        self._lock()
+        try:
+            self._open()
+        except BaseException:
+            self._unlock()
+            raise
 
     # -- opening ------------------------------------------------------------------------
 
-    def _open(self) -> None:
+    def _lock(self) -> None:
+        """Refuse to share the spool: a second hub on it would issue the same seqs.
+
+        A lock file rather than SQLite's exclusive locking mode, so that tools (and tests)
+        can still read a running hub's spool.
+        """
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise SpoolError(f"spool {self.path}: cannot create its directory: {exc}") from exc
+            raise SpoolError(f"spool {self.path}: cannot create its directory or lock file: "
+                             f"{exc}") from exc
+        if fcntl is not None:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                os.close(fd)
+                raise SpoolError(f"spool {self.path} is in use by another process (another "
+                                 f"pihub with the same state_dir?): {exc}") from exc
+        self._lock_fd = fd
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # releases the flock
+            self._lock_fd = None
+
+    def _open(self) -> None:
         existed = self.path.exists()
         fresh: str | None
         try:
@@ -179,8 +213,6 @@ class Spool:
         Done on a read-only connection so that a file found unusable is moved aside as it
         was found: closing a read-write WAL connection writes to the file.
         """
-        shm = Path(f"{self.path}-shm")
-        had_shm = shm.exists()
         try:
             conn = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True,
                                    timeout=self._busy_timeout)
@@ -198,9 +230,6 @@ class Spool:
             self._raise_open_error(exc)
         finally:
             conn.close()
-            # The read-only connection needs a -shm file; ours keeps its index in memory.
-            if not had_shm:
-                shm.unlink(missing_ok=True)
         if not tables:
             if app_id not in (0, APPLICATION_ID):
                 raise _CorruptError(f"not a pihub spool (application_id {app_id:#x})")
@@ -222,9 +251,6 @@ class Spool:
             raise SpoolError(f"spool {self.path}: cannot open: {exc}") from exc
         self._conn = conn
         try:
-            # EXCLUSIVE: one hub per state_dir (a second one would reissue seqs), and
-            # the WAL index lives in memory instead of a -shm file on the SD card.
-            conn.execute("PRAGMA locking_mode=EXCLUSIVE")
             conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
             # Takes effect only on a database without tables, i.e. a fresh one.
             conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
@@ -497,6 +523,7 @@ class Spool:
             except sqlite3.Error as exc:
                 log.warning("spool %s: checkpoint on close failed: %s", self.path, exc)
             self._close_conn()
+            self._unlock()
 
     def __enter__(self) -> Spool:
         return self

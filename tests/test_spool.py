@@ -363,6 +363,18 @@ def test_second_spool_on_the_same_file_is_refused(path: Path) -> None:
     assert not list(path.parent.glob("*corrupt*"))
 
 
+def test_a_running_spool_can_be_read_from_outside(path: Path) -> None:
+    with open_spool(path) as spool:
+        spool.append(readings(7))
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            assert conn.execute("SELECT sum(count) FROM batches").fetchone() == (7,)
+        finally:
+            conn.close()
+        spool.append(readings(1))
+        assert spool.depth == 8
+
+
 @pytest.mark.timeout(60)
 def test_append_and_ack_from_two_threads(path: Path) -> None:
     total = 20_000
