@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from pihub.config import BatchConfig, Config, HubConfig, MqttConfig, SpoolConfig
-from pihub.mqtt import LinkClosedError, MqttLink, PacketTooLargeError
+from pihub.mqtt import FLAP_DELAY, LinkClosedError, MqttLink, PacketTooLargeError
 from pihub.readings import RecordSpec
 from tests.broker import Mosquitto, make_broker
 from tests.subscriber import Subscriber
@@ -385,6 +385,11 @@ def test_a_client_id_fight_backs_off_and_says_why(
     intruder.loop_start()
     try:
         harness.wait(lambda: "another client" in caplog.text, timeout=60)
+        # Backing off: the next connect waits FLAP_DELAY s, not the usual second.
+        backed_off = time.monotonic()
+        count = harness.link.connect_count
+        harness.wait(lambda: harness.link.connect_count > count, timeout=30)
+        assert time.monotonic() - backed_off >= FLAP_DELAY - 0.5
     finally:
         intruder.disconnect()
         intruder.loop_stop()
