@@ -93,9 +93,10 @@ class Consumer(StoppableThread):
             return batch
         try:
             self._spool.append(batch)
-        except SpoolError as exc:
-            # Not accepted, so never promised: count it and keep going; the spool
-            # recovers by itself when the disk has room again.
+        except (SpoolError, ValueError) as exc:
+            # Not accepted, so never promised: count it and keep going. A SpoolError
+            # (disk full) clears by itself when the disk has room again; a ValueError is
+            # a reading SenML cannot carry, which no retry would fix.
             self._health.add("dropped_spool", len(batch))
             self._errors.log(logging.ERROR, "spool write failed, %d readings dropped: %s",
                              len(batch), exc)

@@ -35,13 +35,13 @@ class HardwareError(PihubError, RuntimeError):
     """The hardware layer (pin factory, buses, system files) could not be used."""
 
 
-class UnknownPinFactory(HardwareError, ValueError):  # noqa: N818 - gpiozero-style names
+class UnknownPinFactory(HardwareError, ValueError):
     """``pin_factory`` names no backend pihub knows."""
 
 
-class PinFactoryUnavailable(HardwareError):  # noqa: N818 - gpiozero-style names
+class PinFactoryUnavailable(HardwareError):
     """The chosen pin backend cannot be loaded on this machine (library or board missing)."""
 
 
-class NoPinLibrary(HardwareError):  # noqa: N818 - gpiozero-style names
+class NoPinLibrary(HardwareError):
     """A GPIO pin was asked for, but no pin library could be loaded (``pin_factory = auto``)."""

@@ -47,7 +47,8 @@ class Link(Protocol):
     @property
     def connect_count(self) -> int: ...
 
-    def publish_batch(self, payload: bytes) -> int: ...
+    def publish_batch(self, payload: bytes) -> int:
+        """Queue ``payload`` at the configured QoS; its mid. ValueError if it is too big."""
 
     def publish_state(self, topic: str, payload: str | bytes) -> None: ...
 
@@ -194,13 +195,25 @@ class Publisher(StoppableThread):
                 return
             if reconnected or when <= now:
                 del self._refused[batch_id]
-                self._inflight[link.publish_batch(batch.payload)] = batch
+                self._offer(batch)
         room = self._window - len(self._inflight)
         if room <= 0:
             return
         for batch in self._spool.pending(self._cursor, room):
-            self._inflight[link.publish_batch(batch.payload)] = batch
             self._cursor = batch.id
+            self._offer(batch)
+
+    def _offer(self, batch: StoredBatch) -> None:
+        try:
+            mid = self._link.publish_batch(batch.payload)
+        except ValueError as exc:  # larger than the broker's Maximum Packet Size
+            self._health.add("refused")
+            self._health.refused_reason = str(exc)
+            self._refused[batch.id] = (time.monotonic() + RETRY_REFUSED_AFTER, batch)
+            self._refusals.log(logging.ERROR, "cannot publish batch seq %d..%d: %s; it stays "
+                               "in the spool", batch.first_seq, batch.last_seq, exc)
+            return
+        self._inflight[mid] = batch
 
     def _publish_state(self) -> None:
         link = self._link

@@ -135,7 +135,7 @@ def main(config: Config, hub: str | None = None, stop: threading.Event | None = 
 
     def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
         try:
-            board.feed(message.topic, message.payload)
+            board.feed(message.topic, bytes(message.payload))
         except Exception as exc:
             log.warning("ignoring a bad message on %s: %s", message.topic, exc)
 

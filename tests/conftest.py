@@ -1,10 +1,9 @@
-"""Shared fixtures: the mock pin factory, a real mosquitto, an independent subscriber."""
+"""Shared fixtures: the mock pin factory, a real mosquitto, an independent subscriber.
 
-from __future__ import annotations
+Each fixture lives beside what it serves; conftest only gathers them.
+"""
 
-import importlib.util
+from tests.broker import broker, subscriber
+from tests.fixtures_gpio import mock_factory, mock_hardware, sim_hardware
 
-# Each fixture module is owned by the module it serves; conftest only gathers them.
-for _name in ("tests.fixtures_gpio", "tests.broker", "tests.subscriber"):
-    if importlib.util.find_spec(_name) is not None:
-        exec(f"from {_name} import *")  # noqa: S102 - re-export the fixtures
+__all__ = ["broker", "mock_factory", "mock_hardware", "sim_hardware", "subscriber"]

@@ -12,7 +12,8 @@ from pihub import __version__
 from pihub.cli import EX_CONFIG, main
 
 
-def pihub(*args: str, cwd: Path | None = None, timeout: float = 30) -> subprocess.CompletedProcess[str]:
+def pihub(*args: str, cwd: Path | None = None,
+          timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "-m", "pihub", *args], capture_output=True, text=True,
                           cwd=cwd, timeout=timeout, check=False)
 
