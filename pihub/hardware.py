@@ -156,6 +156,22 @@ class Hardware:
         return f"<{type(self).__name__} backend={self.backend}{root} {state}>"
 
 
+SIMULATION_SPEED_ENV = "PIHUB_SIMULATION_SPEED"
+
+
+def _simulation_speed() -> float:
+    """How much faster than real time the simulated world moves (``$PIHUB_SIMULATION_SPEED``,
+    default 1): tests and impatient demos turn it up so doors open every second."""
+    text = os.environ.get(SIMULATION_SPEED_ENV, "1")
+    try:
+        speed = float(text)
+    except ValueError:
+        speed = 0.0
+    if not 0 < speed <= 1000:
+        raise HardwareError(f"${SIMULATION_SPEED_ENV}: {text!r} is not a number in (0, 1000]")
+    return speed
+
+
 def open_hardware(pin_factory: str, *, simulate: bool, seed: int | None = None) -> Hardware:
     """The hardware of this hub: ``pin_factory`` is one of :data:`PIN_FACTORIES`.
 
@@ -167,7 +183,7 @@ def open_hardware(pin_factory: str, *, simulate: bool, seed: int | None = None) 
     """
     if simulate:
         from pihub.simulation import SimulatedHardware
-        return SimulatedHardware(seed=seed)
+        return SimulatedHardware(seed=seed, speed=_simulation_speed())
     name = pin_factory.lower()
     if name == "auto":
         return _auto()
