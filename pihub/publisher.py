@@ -36,6 +36,12 @@ HEALTH_EVERY = 15.0
 TICK = 1.0
 #: A batch the broker refused is offered again after this long (or after a reconnect).
 RETRY_REFUSED_AFTER = 60.0
+#: After this many refusals in a row with no success in between, the broker is refusing
+#: everything (an ACL, a quota): offering stops for a while, doubling up to the cap,
+#: instead of feeding a refuse-disconnect-reconnect loop.
+REFUSALS_BEFORE_PAUSE = 3
+PAUSE_FIRST = 5.0
+PAUSE_CAP = 300.0
 
 
 class Link(Protocol):
@@ -98,6 +104,8 @@ class Publisher(StoppableThread):
         self._health_due = 0.0
         self._sensor_states: dict[str, str] = {}
         self._refusals = RateLimitedLog(log)
+        self._refusal_streak = 0
+        self._paused_until = 0.0
         self.beats = 0  # read by the watchdog: progress made
 
     # -- called from other threads -------------------------------------------------------
@@ -152,8 +160,11 @@ class Publisher(StoppableThread):
                 self._acks.clear()
                 self._work = False
             self._handle_acks(acks)
-            self._send()
+            # State first: after a reconnect, health tells why the last connection
+            # ended before any batch can end this one (mosquitto 2.0 drops a client
+            # right after refusing its publish).
             self._publish_state()
+            self._send()
             with self._cond:
                 self._idle = not self._inflight and self._spool.batches == 0
                 self._cond.notify_all()
@@ -168,6 +179,7 @@ class Publisher(StoppableThread):
             if reason < 0x80:
                 done.append(batch.id)
                 delivered += batch.count
+                self._refusal_streak = 0
             else:
                 self._refuse(batch, reason)
         if done:
@@ -176,13 +188,26 @@ class Publisher(StoppableThread):
 
     def _refuse(self, batch: StoredBatch, reason: int) -> None:
         name = reason_name(reason)
-        self._refused[batch.id] = (time.monotonic() + RETRY_REFUSED_AFTER, batch)
-        self._health.add("refused")
-        self._health.refused_reason = name
+        self._hold(batch, name)
         self._refusals.log(logging.ERROR,
                            "broker refused batch seq %d..%d (%s); it stays in the spool "
                            "and is offered again in %.0f s", batch.first_seq,
                            batch.last_seq, name, RETRY_REFUSED_AFTER)
+
+    def _hold(self, batch: StoredBatch, reason: str) -> None:
+        """Keep a refused batch aside (it stays in the spool) and count the refusal."""
+        now = time.monotonic()
+        self._refused[batch.id] = (now + RETRY_REFUSED_AFTER, batch)
+        self._health.add("refused")
+        self._health.refused_reason = reason
+        self._refusal_streak += 1
+        if self._refusal_streak >= REFUSALS_BEFORE_PAUSE:
+            pause = min(PAUSE_CAP, PAUSE_FIRST * 2 ** (self._refusal_streak
+                                                      - REFUSALS_BEFORE_PAUSE))
+            self._paused_until = now + pause
+            self._refusals.log(logging.ERROR, "the broker refused %d batches in a row (%s); "
+                               "not offering any for %.0f s", self._refusal_streak, reason,
+                               pause)
 
     def _send(self) -> None:
         link = self._link
@@ -190,6 +215,8 @@ class Publisher(StoppableThread):
         if reconnected:
             self._connect_count = link.connect_count
         now = time.monotonic()
+        if now < self._paused_until:
+            return
         for batch_id, (when, batch) in list(self._refused.items()):
             if len(self._inflight) >= self._window:
                 return
@@ -207,9 +234,7 @@ class Publisher(StoppableThread):
         try:
             mid = self._link.publish_batch(batch.payload)
         except ValueError as exc:  # larger than the broker's Maximum Packet Size
-            self._health.add("refused")
-            self._health.refused_reason = str(exc)
-            self._refused[batch.id] = (time.monotonic() + RETRY_REFUSED_AFTER, batch)
+            self._hold(batch, str(exc))
             self._refusals.log(logging.ERROR, "cannot publish batch seq %d..%d: %s; it stays "
                                "in the spool", batch.first_seq, batch.last_seq, exc)
             return

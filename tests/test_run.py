@@ -262,3 +262,30 @@ def test_wrong_password_keeps_running_and_spooling_and_never_logs_it(tmp_path: P
         assert spooled(state) > 0  # kept for when the password is fixed
     finally:
         broker.close()
+
+
+@pytest.mark.timeout(60)
+def test_batches_the_broker_refuses_stay_in_the_spool(tmp_path: Path) -> None:
+    # Anonymous clients may write everything of the hub's but its readings.
+    acl = """topic readwrite pihub/testhub/status
+topic readwrite pihub/testhub/health
+topic readwrite pihub/testhub/sensor/#
+topic readwrite homeassistant/#
+topic read pihub/#
+"""
+    broker = Mosquitto(acl=acl)
+    broker.start()
+    state = tmp_path / "state"
+    try:
+        with Subscriber(broker.port, ["pihub/#"]) as sub, HubProcess(
+                tmp_path, hub_config(broker.port, state)) as hub:
+            wait_until(lambda: "refused batch" in hub.log(), 20, what="a refusal")
+            wait_until(lambda: spooled(state) >= 100, 20, what="readings kept in the spool")
+            assert "Not authorized" in hub.log()
+            assert seqs(sub.snapshot()) == []
+            assert hub.alive
+            hub.signal(SIGTERM)
+            assert hub.wait(15) == 0, hub.log()
+        assert spooled(state) >= 100
+    finally:
+        broker.close()
