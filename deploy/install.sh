@@ -254,6 +254,8 @@ systemctl daemon-reload
 # A bad config.ini would exit 78 and stay down: say so now rather than in the journal.
 if [ "$PIP" -eq 1 ] && ! "$VENV/bin/pihub" check -c /etc/pihub/config.ini >/dev/null; then
   say "/etc/pihub/config.ini has problems (above); fix them, then: systemctl restart pihub"
+  say "(a keyfile in /run/credentials/pihub.service exists only inside the running service:"
+  say " if that is the only problem, systemctl restart pihub)"
   exit 1
 fi
 systemctl restart "$UNIT"
