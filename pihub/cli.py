@@ -52,23 +52,35 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config(check)
     check.set_defaults(func=cmd_check)
 
-    watch = commands.add_parser("watch", help="live terminal view of the hubs on a broker",
-                                description="Live terminal view of the hubs on the broker.")
+    watch = commands.add_parser(
+        "watch", help="live terminal view of the hubs on a broker",
+        description="Live terminal view of the hubs on a broker: the config's, or "
+                    "--host/--port (then no config is read). --once/--json print one "
+                    "snapshot and exit (1 if the broker cannot be reached).")
     _add_config(watch)
+    watch.add_argument("--host", help="the broker's host (default: the config's)")
+    watch.add_argument("--port", type=int, help="the broker's port (default: the config's)")
     watch.add_argument("--hub", metavar="ID", help="show only this hub")
+    watch.add_argument("--once", action="store_true", help="print one snapshot as plain text")
+    watch.add_argument("--json", action="store_true", help="print one snapshot as JSON")
     watch.set_defaults(func=cmd_watch)
 
-    dashboard = commands.add_parser("dashboard", help="live web page of the hubs",
-                                    description="A live web page of the hubs on the "
-                                                "config's broker.")
+    dashboard = commands.add_parser(
+        "dashboard", help="live web page of the hubs",
+        description="A live web page of the hubs on the config's broker, served on "
+                    "--bind:--port (default 127.0.0.1:8080).")
     _add_config(dashboard)
-    dashboard.add_argument("--port", type=int, default=8080)
-    dashboard.add_argument("--bind", default="127.0.0.1")
+    dashboard.add_argument("--port", type=int, default=8080, help="default: 8080")
+    dashboard.add_argument("--bind", default="127.0.0.1",
+                           help="the address to serve on (default: 127.0.0.1, this machine only)")
     dashboard.set_defaults(func=cmd_dashboard)
 
-    demo = commands.add_parser("demo", help="the whole system on one desktop",
-                               description="Simulated sensors, a private local broker and "
-                                           "the live view, in one command.")
+    demo = commands.add_parser(
+        "demo", help="the whole system on one desktop",
+        description="A private mosquitto on a free port, a simulated hub with one sensor "
+                    "of every type and the dashboard, until Ctrl-C.")
+    demo.add_argument("--port", type=int, default=8080,
+                      help="the dashboard's port (default: 8080, or a free one if taken)")
     demo.set_defaults(func=cmd_demo)
     return parser
 
@@ -94,28 +106,45 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from pihub.supervisor import run
 
-    config = _load(args)
-    if args.simulate:
-        config = dataclasses.replace(config, hub=dataclasses.replace(config.hub, simulate=True))
-    return run(config)
+    path = resolve_config_path(args.config)
+
+    def load() -> Config:
+        # Also what SIGHUP re-reads: the same file, with the same command-line overrides.
+        config = load_config(path)
+        if args.simulate:
+            config = dataclasses.replace(config,
+                                         hub=dataclasses.replace(config.hub, simulate=True))
+        return config
+
+    return run(load(), loader=load)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
+    from pihub.watch import Source
     from pihub.watch import main as watch_main
 
-    return watch_main(_load(args), hub=args.hub)
+    if args.config is None and (args.host is not None or args.port is not None):
+        source = Source()  # a bare broker: no config, the default prefixes, no credentials
+    else:
+        config = _load(args)
+        source = Source(config.mqtt, config.password)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    source = dataclasses.replace(source, mqtt=dataclasses.replace(source.mqtt, **overrides))
+    return watch_main(source, hub=args.hub, once=args.once, as_json=args.json)
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
-    print("pihub dashboard: not available yet in this version; use `pihub watch`",
-          file=sys.stderr)
-    return EX_SOFTWARE
+    from pihub.dashboard import main as dashboard_main
+    from pihub.watch import Source
+
+    config = _load(args)
+    return dashboard_main(Source(config.mqtt, config.password), port=args.port, bind=args.bind)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from pihub.demo import main as demo_main
 
-    return demo_main()
+    return demo_main(port=args.port)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,21 +1,31 @@
 """``pihub demo``: the whole system on one desktop, in one command.
 
 A private mosquitto on a free port, a simulated hub with one sensor of every type in
-its own process (exactly as ``pihub run --simulate`` would run it), and the live view.
-Ctrl-C stops all of it; nothing is left running.
+its own process (exactly as ``pihub run`` runs it on a Pi) and the dashboard, served
+from this process. Ctrl-C or SIGTERM stops all of it, in order: the hub first (so it
+can say ``offline`` and flush), then the dashboard, then the broker.
+
+The broker and the hub run in sessions of their own, so a terminal's Ctrl-C reaches
+only this process, which then stops them in that order; should this process be killed
+outright, Linux's parent-death signal stops them anyway.
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import threading
 from pathlib import Path
+from types import FrameType
 
 from pihub.config import load_config
-from pihub.localbroker import LOOPBACK, LocalBroker
+from pihub.dashboard.server import Dashboard, DashboardError
+from pihub.localbroker import LOOPBACK, LocalBroker, die_with_parent
+from pihub.watch import Source
 
 log = logging.getLogger("pihub.demo")
 
@@ -86,28 +96,64 @@ max_latency = 0.5
 {SENSORS}"""
 
 
-def main(stop: threading.Event | None = None) -> int:
+def pihub_command() -> str:
+    """How to run pihub from another terminal: ``pihub`` if it is on PATH."""
+    script = Path(sys.executable).parent / "pihub"
+    if shutil.which("pihub") == str(script) or (shutil.which("pihub") and not script.exists()):
+        return "pihub"
+    return str(script) if script.exists() else f"{sys.executable} -m pihub"
+
+
+def main(*, port: int = 8080, stop: threading.Event | None = None) -> int:
+    """Run the demo until Ctrl-C, SIGTERM or ``stop``; 1 if the hub died on its own."""
+    stop = stop if stop is not None else threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
     with tempfile.TemporaryDirectory(prefix="pihub-demo-") as tmp, LocalBroker() as broker:
         config_path = Path(tmp) / "demo.ini"
         config_path.write_text(demo_config(broker.port, Path(tmp) / "state"))
         config = load_config(config_path)
-        hub = subprocess.Popen([sys.executable, "-m", "pihub", "--log-level", "WARNING",
-                                "run", "-c", str(config_path)], stdin=subprocess.DEVNULL)
-        print(f"pihub demo: broker on {LOOPBACK}:{broker.port}, simulated hub 'demo' "
-              f"(pid {hub.pid}).\nIn another terminal: pihub watch -c {config_path}\n"
-              f"Ctrl-C stops everything.", file=sys.stderr)
+        hub = subprocess.Popen(  # die_with_parent is a bare prctl(): safe after fork
+            [sys.executable, "-m", "pihub", "--log-level", "WARNING", "run", "-c",
+             str(config_path)], stdin=subprocess.DEVNULL, start_new_session=True,
+            preexec_fn=die_with_parent)  # noqa: PLW1509
+        dashboard: Dashboard | None = None
         try:
-            from pihub.watch import main as watch
-
-            watch(config, stop=stop)
-        except KeyboardInterrupt:
-            pass
-        finally:
-            hub.terminate()
+            source = Source(config.mqtt)
             try:
-                hub.wait(config.hub.shutdown_timeout + 5)
-            except subprocess.TimeoutExpired:
-                log.error("the demo hub did not stop in time; killing it")
-                hub.kill()
-                hub.wait()
+                dashboard = Dashboard(source, port=port)
+            except DashboardError:
+                dashboard = Dashboard(source, port=0)  # the usual port is taken
+            dashboard.start()
+            print(f"pihub demo: a simulated hub 'demo' (pid {hub.pid}) publishing to a "
+                  f"private mosquitto on {LOOPBACK}:{broker.port} (pid {broker.pid}).\n"
+                  f"  dashboard:  {dashboard.url}\n"
+                  f"  terminal:   {pihub_command()} watch --host {LOOPBACK} "
+                  f"--port {broker.port}\n"
+                  f"Ctrl-C stops everything.", flush=True)
+            while not stop.wait(0.5):
+                if hub.poll() is not None:
+                    log.error("the demo hub stopped on its own (exit %s)", hub.returncode)
+                    return 1
+        finally:
+            _stop_hub(hub, config.hub.shutdown_timeout + 5)
+            if dashboard is not None:
+                dashboard.stop()
+    print("pihub demo: stopped.", flush=True)
     return 0
+
+
+def _stop_hub(hub: subprocess.Popen[bytes], timeout: float) -> None:
+    if hub.poll() is None:
+        hub.terminate()
+    try:
+        hub.wait(timeout)
+    except subprocess.TimeoutExpired:
+        log.error("the demo hub did not stop within %s s; killing it", timeout)
+        hub.kill()
+        hub.wait()

@@ -1,18 +1,21 @@
 """A private mosquitto on a free loopback port, for ``pihub demo`` and the tests.
 
 It writes its own config file in a temporary folder, so it never touches the system
-broker. Two mosquitto traps are handled here: as root it switches to the user
-``mosquitto`` unless told ``user root``, and it silently drops QoS 1 messages queued to
-a subscriber past 1000 unless ``max_queued_messages 0``.
+broker. It runs in a session of its own and dies with its owner (see
+:func:`die_with_parent`). Two mosquitto traps are handled here: as root it switches to
+the user ``mosquitto`` unless told ``user root``, and it silently drops QoS 1 messages
+queued to a subscriber past 1000 unless ``max_queued_messages 0``.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -22,6 +25,10 @@ from types import TracebackType
 from pihub.errors import PihubError
 
 LOOPBACK = "127.0.0.1"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+# Loaded here, not in the child: after a fork only the forking thread exists, and a
+# dlopen() lock held by another thread at that moment would never be released.
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform.startswith("linux") else None
 
 
 class BrokerError(PihubError, RuntimeError):
@@ -34,6 +41,17 @@ def find_mosquitto() -> str:
     if found is None:
         raise BrokerError("mosquitto is not installed: `sudo apt-get install mosquitto`")
     return found
+
+
+def die_with_parent() -> None:
+    """In a child between fork and exec: SIGTERM it when its parent dies, however it dies.
+
+    A child in a session of its own is safe from the terminal's Ctrl-C (so its owner can
+    stop things in order), but would outlive an owner that was SIGKILLed; Linux's
+    ``PR_SET_PDEATHSIG`` closes that gap. Elsewhere this does nothing.
+    """
+    if _LIBC is not None:
+        _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def free_port() -> int:
@@ -82,6 +100,10 @@ class LocalBroker:
         return "\n".join(lines) + "\n" + self.extra + "\n"
 
     @property
+    def pid(self) -> int | None:
+        return self.process.pid if self.process is not None else None
+
+    @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
@@ -90,7 +112,9 @@ class LocalBroker:
         self.config_path.write_text(self.config_text())
         self.process = subprocess.Popen(
             [find_mosquitto(), "-c", str(self.config_path)],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            # prctl() is a plain system call, safe between fork and exec even with threads.
+            start_new_session=True, preexec_fn=die_with_parent)  # noqa: PLW1509
         deadline = time.monotonic() + timeout
         pause = threading.Event()
         while True:

@@ -1,16 +1,27 @@
-"""``pihub watch``: a live terminal view of the hubs on a broker.
+"""``pihub watch``: what every hub on a broker is doing, seen from the outside.
 
-An independent MQTT subscriber: it reads what any dashboard would (each hub's status,
-health and readings) and redraws a plain table once a second.
+An independent MQTT subscriber, reading only what any dashboard could: each hub's
+retained ``status``, ``health`` and ``sensor/N`` values, its Home Assistant discovery
+configs (for units before the first reading), and its ``readings`` packs. A
+:class:`Board` holds what is known, fed from paho's thread by a :class:`Listener`; the
+terminal view here and the web dashboard (:mod:`pihub.dashboard`) both draw from it.
+
+Keeping up with a busy hub: a message is decoded once in paho's thread into small
+records and bounded histories; drawing happens on its own thread at a calm rate, so a
+hub publishing 1,000 readings/s costs a decode per batch, never a redraw per reading.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import socket
 import sys
 import threading
 import time
+import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,91 +30,350 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from pihub.config import Config
+from pihub.config import MqttConfig
+from pihub.errors import PihubError
 from pihub.readings import Value
 from pihub.senml import decode_pack
 
 log = logging.getLogger("pihub.watch")
 
-REDRAW_EVERY = 1.0
+#: SenML units shown the way people write them; the rest are shown as they are.
+DISPLAY_UNITS = {"Cel": "°C", "/": "", "%RH": "%"}
+SPARK = "▁▂▃▄▅▆▇█"
+#: How long ``--once`` waits for the broker to answer and its retained messages to arrive.
+ONCE_TIMEOUT = 5.0
+
+
+class BrokerUnreachable(PihubError, ConnectionError):
+    """The broker could not be reached, or it refused the connection."""
+
+
+class History:
+    """The recent values of one record, at most one point per ``span / points`` seconds.
+
+    A bucket keeps its latest value, so a record read 1,000 times a second costs the
+    same memory as one read once a second: ``points`` pairs at most.
+    """
+
+    __slots__ = ("points", "span", "values", "width")
+
+    def __init__(self, span: float, points: int) -> None:
+        self.span = span
+        self.points = points
+        self.width = span / points
+        self.values: deque[tuple[float, float]] = deque(maxlen=points + 1)
+
+    def add(self, when: float, value: float) -> None:
+        values = self.values
+        if values and when // self.width == values[-1][0] // self.width:
+            values[-1] = (when, value)
+        elif not values or when > values[-1][0]:
+            values.append((when, value))
+        while values and values[0][0] < when - self.span:
+            values.popleft()
 
 
 @dataclass
 class RecordView:
-    value: Value
-    unit: str | None
-    time: float  # the reading's wall-clock time
+    name: str
+    history: History
+    value: Value | None = None
+    unit: str | None = None
+    time: float | None = None  # the reading's wall-clock time; None if only seen retained
+    version: int = 0
 
 
 @dataclass
 class HubView:
     hub: str
-    status: str = "?"
-    status_since: float = field(default_factory=time.time)
+    status: str = "unknown"
+    since: float | None = None  # when the status changed; None if only seen retained
     health: dict[str, Any] = field(default_factory=dict)
     records: dict[str, RecordView] = field(default_factory=dict)
+    version: int = 0
+
+
+def parse_value(text: str) -> Value:
+    """A retained ``sensor/N`` payload back as a value: ``ON``/``OFF``, a number, or text."""
+    if text in ("ON", "OFF"):
+        return text == "ON"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def numeric(value: Value | None) -> float | None:
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    return value if isinstance(value, float | int) else None
 
 
 class Board:
-    """What is known of every hub; fed from paho's thread, read by the drawing thread."""
+    """What is known of every hub. paho's thread feeds it; views read snapshots of it.
 
-    def __init__(self, prefix: str, only: str | None = None) -> None:
+    ``history_span`` seconds of each record are kept, in at most ``history_points``
+    points. Every change bumps :attr:`version` and notifies :attr:`changed`, which the
+    dashboard's event streams wait on.
+    """
+
+    def __init__(self, prefix: str = "pihub", discovery_prefix: str = "homeassistant", *,
+                 only: str | None = None, history_span: float = 120.0,
+                 history_points: int = 120) -> None:
         self.prefix = prefix
+        self.discovery_prefix = discovery_prefix
         self.only = only
+        self.history_span = history_span
+        self.history_points = history_points
         self.hubs: dict[str, HubView] = {}
-        self.lock = threading.Lock()  # paho's thread writes, the drawing thread reads
+        self.version = 0
+        #: Guards everything above; paho's thread notifies, event streams wait.
+        self.changed = threading.Condition()
 
-    def feed(self, topic: str, payload: bytes) -> None:
+    def _hub(self, hub: str) -> HubView:
+        view = self.hubs.get(hub)
+        if view is None:
+            view = self.hubs[hub] = HubView(hub)
+        return view
+
+    def _record(self, hub: HubView, name: str) -> RecordView:
+        record = hub.records.get(name)
+        if record is None:
+            record = hub.records[name] = RecordView(
+                name, History(self.history_span, self.history_points))
+        return record
+
+    def feed(self, topic: str, payload: bytes, retained: bool = False) -> None:
+        """Take in one message; raises ValueError (or SenMLError) for a malformed one."""
         parts = topic.split("/")
-        if len(parts) != 3 or parts[0] != self.prefix:
+        if topic.startswith(self.discovery_prefix + "/") and parts[-1] == "config":
+            self._feed_discovery(payload)
             return
-        _, hub, kind = parts
-        if self.only is not None and hub != self.only:
+        if len(parts) < 3 or parts[0] != self.prefix or (self.only and parts[1] != self.only):
             return
-        with self.lock:
-            view = self.hubs.setdefault(hub, HubView(hub))
+        hub, kind = parts[1], parts[2]
+        if kind == "readings":
+            records = decode_pack(payload)  # outside the lock: the only costly step
+        with self.changed:
+            self.version += 1
+            view = self._hub(hub)
+            view.version = self.version
             if kind == "status":
                 text = payload.decode(errors="replace")
                 if text != view.status:
-                    view.status, view.status_since = text, time.time()
+                    view.status, view.since = text, None if retained else time.time()
             elif kind == "health":
-                view.health = json.loads(payload)
+                health = json.loads(payload)
+                if not isinstance(health, dict):
+                    raise ValueError("health is not a JSON object")
+                view.health = health
+            elif kind == "sensor" and len(parts) > 3:
+                record = self._record(view, "/".join(parts[3:]))
+                # Readings carry their time, so once they flow they are the truth; the
+                # retained value tells what a hub measured before we were listening.
+                if record.time is None:
+                    record.value = parse_value(payload.decode(errors="replace"))
+                    record.version = self.version
+                    number = numeric(record.value)
+                    if number is not None and not retained:
+                        record.history.add(time.time(), number)
             elif kind == "readings":
-                for record in decode_pack(payload):
-                    name = record.name.split("/", 1)[1] if "/" in record.name else record.name
-                    view.records[name] = RecordView(record.value, record.unit, record.time)
+                skip = len(hub) + 1
+                for rec in records:
+                    name = rec.name[skip:] if rec.name.startswith(hub + "/") else rec.name
+                    record = self._record(view, name)
+                    if record.time is None or rec.time >= record.time:
+                        record.value, record.time = rec.value, rec.time
+                    if rec.unit is not None:
+                        record.unit = rec.unit
+                    record.version = self.version
+                    number = numeric(rec.value)
+                    if number is not None:
+                        record.history.add(rec.time, number)
+            self.changed.notify_all()
 
-    def render(self) -> str:
+    def _feed_discovery(self, payload: bytes) -> None:
+        if not payload:
+            return  # a deleted discovery config
+        entity = json.loads(payload)
+        state = entity.get("state_topic", "") if isinstance(entity, dict) else ""
+        parts = state.split("/")
+        if len(parts) < 4 or parts[0] != self.prefix or parts[2] != "sensor":
+            return  # the hub's own health entities, or someone else's
+        if self.only and parts[1] != self.only:
+            return
+        with self.changed:
+            self.version += 1
+            view = self._hub(parts[1])
+            record = self._record(view, "/".join(parts[3:]))
+            if record.unit is None and entity.get("unit_of_measurement"):
+                record.unit = str(entity["unit_of_measurement"])
+            record.version = view.version = self.version
+            self.changed.notify_all()
+
+    def snapshot(self, *, history: bool = False, since: int = 0) -> dict[str, Any]:
+        """Every hub (and the records changed after version ``since``) as plain data."""
         now = time.time()
-        lines: list[str] = []
-        with self.lock:
-            hubs = sorted(self.hubs.values(), key=lambda h: h.hub)
-            for view in hubs:
-                health = view.health
-                since = _age(now - view.status_since)
-                lines.append(f"{view.hub}: {view.status} (for {since})  "
-                             f"connected={health.get('connected', '?')} "
-                             f"backlog={health.get('spool_depth', '?')} "
-                             f"dropped={health.get('dropped', '?')}")
-                states = {name: s.get("state", "?")
-                          for name, s in health.get("sensors", {}).items()}
-                for name, record in sorted(view.records.items()):
-                    unit = f" {record.unit}" if record.unit else ""
-                    state = states.get(name.split("/", 1)[0], "?")
-                    lines.append(f"  {name:<28} {_value(record.value)}{unit:<6} "
-                                 f"{_age(now - record.time):>8} ago  {state}")
-        return "\n".join(lines)
+        with self.changed:
+            hubs = [_hub_data(view, now, history, since)
+                    for _, view in sorted(self.hubs.items())]
+            return {"time": now, "version": self.version, "hubs": hubs}
 
 
-def _value(value: Value) -> str:
+def _hub_data(view: HubView, now: float, history: bool, since: int) -> dict[str, Any]:
+    health = view.health
+    states = {name: s.get("state") for name, s in health.get("sensors", {}).items()
+              if isinstance(s, dict)}
+    records = []
+    for name, record in sorted(view.records.items()):
+        if record.version <= since:
+            continue
+        data: dict[str, Any] = {
+            "name": name, "value": record.value, "unit": display_unit(record.unit),
+            "time": record.time, "age_s": None if record.time is None else now - record.time,
+            "state": states.get(name.split("/", 1)[0]),
+        }
+        if history:
+            data["history"] = [[round(t, 3), v] for t, v in record.history.values]
+        records.append(data)
+    return {"hub": view.hub, "status": view.status, "since": view.since,
+            "connected": health.get("connected"), "backlog": health.get("spool_depth"),
+            "dropped": health.get("dropped"), "mqtt_error": health.get("mqtt_error"),
+            "uptime_s": health.get("uptime_s"), "records": records}
+
+
+def display_unit(unit: str | None) -> str:
+    if unit is None:
+        return ""
+    return DISPLAY_UNITS.get(unit, unit)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where to watch: the broker, its credentials and the topic prefixes."""
+
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+    password: str | None = None
+
+    @property
+    def where(self) -> str:
+        return f"{self.mqtt.host}:{self.mqtt.port}"
+
+
+class Listener:
+    """A paho client that feeds a :class:`Board`, reconnecting on its own.
+
+    :attr:`problem` says why it is not connected (None while it is); :attr:`settled`
+    is set once the retained messages present at the first subscription have arrived
+    (the broker sends them before our own marker message, which comes back last).
+    """
+
+    def __init__(self, source: Source, board: Board) -> None:
+        self.source = source
+        self.board = board
+        self.problem: str | None = f"connecting to {source.where}…"
+        self.connected = threading.Event()
+        self.settled = threading.Event()
+        self.failed = threading.Event()  # the first attempt to connect failed
+        tag = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.marker = f"pihub-watch/{tag}/settled"
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"pihub-watch-{tag}",
+                                  protocol=mqtt.MQTTv5)
+        cfg = source.mqtt
+        if cfg.username:
+            self.client.username_pw_set(cfg.username, source.password)
+        if cfg.tls:
+            self.client.tls_set(ca_certs=cfg.ca_certs or None, certfile=cfg.certfile or None,
+                                keyfile=cfg.keyfile or None)
+        self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = self._on_connect_fail
+        self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
+        self.client.on_message = self._on_message
+        self.client.reconnect_delay_set(1, 5)
+
+    def start(self) -> None:
+        self.client.connect_async(self.source.mqtt.host, self.source.mqtt.port, keepalive=30)
+        self.client.loop_start()
+
+    def stop(self) -> None:
+        try:
+            self.client.disconnect()
+        finally:
+            self.client.loop_stop()
+
+    def __enter__(self) -> Listener:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _on_connect(self, client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
+                    reason: ReasonCode, properties: Properties | None) -> None:
+        if reason.is_failure:
+            self.problem = f"the broker at {self.source.where} refused the connection: {reason}"
+            self.failed.set()
+            return
+        self.problem = None
+        self.connected.set()
+        prefix, discovery = self.source.mqtt.topic_prefix, self.source.mqtt.discovery_prefix
+        client.subscribe([(f"{prefix}/+/status", 1), (f"{prefix}/+/health", 1),
+                          (f"{prefix}/+/readings", 1), (f"{prefix}/+/sensor/#", 1),
+                          (f"{discovery}/+/+/+/config", 1), (self.marker, 1)])
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: object) -> None:
+        self.problem = f"cannot reach the broker at {self.source.where}"
+        self.failed.set()
+
+    def _on_disconnect(self, client: mqtt.Client, userdata: object,
+                       flags: mqtt.DisconnectFlags, reason: ReasonCode,
+                       properties: Properties | None) -> None:
+        if self.problem is None:
+            self.problem = f"lost the broker at {self.source.where} ({reason})"
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: object, mid: int,
+                      reasons: list[ReasonCode], properties: Properties | None) -> None:
+        # Queued behind every retained message of the subscription: when it is back,
+        # they are all in.
+        client.publish(self.marker, b"", qos=1)
+
+    def _on_message(self, client: mqtt.Client, userdata: object,
+                    message: mqtt.MQTTMessage) -> None:
+        if message.topic == self.marker:
+            self.settled.set()
+            return
+        try:
+            self.board.feed(message.topic, bytes(message.payload), bool(message.retain))
+        except Exception as exc:
+            log.debug("ignoring a bad message on %s: %s", message.topic, exc)
+
+    def wait_settled(self, timeout: float) -> None:
+        """Until the retained state has arrived; raises BrokerUnreachable if it cannot."""
+        deadline = time.monotonic() + timeout
+        while not self.connected.is_set():
+            if self.failed.is_set() or time.monotonic() > deadline:
+                raise BrokerUnreachable(self.problem or f"no answer from {self.source.where}")
+            self.connected.wait(0.05)
+        # An ACL may forbid the marker: then the retained messages get until the deadline.
+        self.settled.wait(max(0.0, deadline - time.monotonic()))
+
+
+# --- drawing -------------------------------------------------------------------------
+
+def format_value(value: Value | None) -> str:
+    if value is None:
+        return "—"
     if isinstance(value, bool):
         return "ON" if value else "OFF"
     if isinstance(value, float):
-        return f"{value:.4g}"
+        return f"{value:.0f}" if abs(value) >= 10_000 else f"{value:.4g}"
     return str(value)
 
 
-def _age(seconds: float) -> str:
+def format_age(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
     seconds = max(0.0, seconds)
     if seconds < 60:
         return f"{seconds:.1f}s"
@@ -112,58 +382,119 @@ def _age(seconds: float) -> str:
     return f"{seconds / 3600:.1f}h"
 
 
-def main(config: Config, hub: str | None = None, stop: threading.Event | None = None) -> int:
-    """Draw the board until Ctrl-C (or ``stop``)."""
-    stop = stop if stop is not None else threading.Event()
-    prefix = config.mqtt.topic_prefix
-    board = Board(prefix, hub)
-    where = f"{config.mqtt.host}:{config.mqtt.port}"
-    state = {"error": f"connecting to {where}…"}
+def sparkline(values: list[float], width: int = 24) -> str:
+    values = values[-width:]
+    if not values:
+        return ""
+    low, high = min(values), max(values)
+    if high - low < 1e-12:
+        return SPARK[3] * len(values)
+    scale = (len(SPARK) - 1) / (high - low)
+    return "".join(SPARK[round((v - low) * scale)] for v in values)
 
-    def on_connect(client: mqtt.Client, userdata: object, flags: mqtt.ConnectFlags,
-                   reason: ReasonCode, properties: Properties | None) -> None:
-        if reason.is_failure:
-            state["error"] = f"broker {where} refused: {reason}"
-            return
-        state["error"] = ""
-        for kind in ("status", "health", "readings"):
-            client.subscribe(f"{prefix}/+/{kind}", qos=1)
 
-    def on_disconnect(client: mqtt.Client, userdata: object, flags: mqtt.DisconnectFlags,
-                      reason: ReasonCode, properties: Properties | None) -> None:
-        state["error"] = f"lost the broker at {where} ({reason}); retrying"
+def _status_line(hub: dict[str, Any]) -> str:
+    since = f" since {time.strftime('%H:%M:%S', time.localtime(hub['since']))}" \
+        if hub["since"] else ""
+    dash = "—"
+    return (f"{hub['status']}{since}  connected={_yes(hub['connected'])} "
+            f"backlog={hub['backlog'] if hub['backlog'] is not None else dash} "
+            f"dropped={hub['dropped'] if hub['dropped'] is not None else dash}")
 
-    def on_message(client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
-        try:
-            board.feed(message.topic, bytes(message.payload))
-        except Exception as exc:
-            log.warning("ignoring a bad message on %s: %s", message.topic, exc)
 
-    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
-    if config.mqtt.username:
-        client.username_pw_set(config.mqtt.username, config.password)
-    if config.mqtt.tls:
-        client.tls_set(ca_certs=config.mqtt.ca_certs or None,
-                       certfile=config.mqtt.certfile or None, keyfile=config.mqtt.keyfile or None)
-    client.on_connect = on_connect
-    client.on_disconnect = on_disconnect
-    client.on_message = on_message
-    client.reconnect_delay_set(1, 5)
-    client.connect_async(config.mqtt.host, config.mqtt.port, keepalive=30)
-    client.loop_start()
-    tty = sys.stdout.isatty()
+def _yes(value: object) -> str:
+    return "—" if value is None else ("yes" if value else "no")
+
+
+def render_text(snapshot: dict[str, Any], where: str) -> str:
+    """The snapshot as plain text: a line per hub, an indented line per record."""
+    if not snapshot["hubs"]:
+        return f"waiting for hubs on {where}"
+    lines: list[str] = []
+    for hub in snapshot["hubs"]:
+        lines.append(f"{hub['hub']}: {_status_line(hub)}")
+        for rec in hub["records"]:
+            value = f"{format_value(rec['value'])} {rec['unit']}".strip()
+            lines.append(f"  {rec['name']:<24} {value:<14} {format_age(rec['age_s']):>7}  "
+                         f"{rec['state'] or '—'}")
+    return "\n".join(lines)
+
+
+STATE_STYLES = {"ok": "green", "failing": "bold red", "stale": "yellow"}
+
+
+def render_rich(board: Board, listener: Listener) -> Any:
+    """The live view: a panel per hub with a row per record."""
+    from rich.console import Group
+    from rich.panel import Panel
+    from rich.table import Table
+    from rich.text import Text
+
+    snapshot = board.snapshot(history=True)
+    where = listener.source.where
+    parts: list[Any] = [Text(f"pihub watch — {where} — {time.strftime('%H:%M:%S')}",
+                             style="bold")]
+    if listener.problem:
+        parts.append(Text(f"{listener.problem}; retrying", style="bold red"))
+    if not snapshot["hubs"]:
+        parts.append(Text(f"waiting for hubs on {where}", style="dim"))
+    for hub in snapshot["hubs"]:
+        online = hub["status"] == "online"
+        table = Table(expand=True, box=None, show_edge=False, padding=(0, 1))
+        for column, justify in (("sensor", "left"), ("value", "right"), ("unit", "left"),
+                                ("age", "right"), ("state", "left"), ("recent", "left")):
+            table.add_column(column, justify=justify, no_wrap=True,  # type: ignore[arg-type]
+                             style="dim" if not online else None)
+        for rec in hub["records"]:
+            state = rec["state"] or "—"
+            table.add_row(rec["name"], format_value(rec["value"]), rec["unit"],
+                          format_age(rec["age_s"]),
+                          Text(state, style=STATE_STYLES.get(state, "dim") if online else "dim"),
+                          Text(sparkline([v for _, v in rec["history"]]), style="cyan"))
+        title = Text.assemble((hub["hub"], "bold"), "  ",
+                              (hub["status"], "green" if online else "bold red"))
+        parts.append(Panel(table, title=title, title_align="left",
+                           subtitle=_status_line(hub).split("  ", 1)[1],
+                           subtitle_align="right", border_style="green" if online else "red"))
+    return Group(*parts)
+
+
+def main(source: Source, *, hub: str | None = None, once: bool = False, as_json: bool = False,
+         stop: threading.Event | None = None) -> int:
+    """``pihub watch``: draw until Ctrl-C (or ``stop``); with ``once``, one snapshot."""
+    cfg = source.mqtt
+    board = Board(cfg.topic_prefix, cfg.discovery_prefix, only=hub)
+    listener = Listener(source, board)
+    with listener:
+        if once or as_json:
+            try:
+                listener.wait_settled(ONCE_TIMEOUT)
+            except BrokerUnreachable as exc:
+                print(f"pihub watch: {exc}", file=sys.stderr)
+                return 1
+            snapshot = board.snapshot()
+            if as_json:
+                print(json.dumps({"broker": source.where, **snapshot}, indent=2))
+            else:
+                print(render_text(snapshot, source.where))
+            return 0
+        return _live(board, listener, stop or threading.Event())
+
+
+def _live(board: Board, listener: Listener, stop: threading.Event) -> int:
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console()
     try:
-        while not stop.wait(REDRAW_EVERY):
-            body = board.render() or f"waiting for hubs on {where}"
-            if state["error"]:
-                body = f"{state['error']}\n{body}"
-            if tty:
-                sys.stdout.write("\x1b[H\x1b[2J")
-            sys.stdout.write(f"pihub watch — {where} — {time.strftime('%H:%M:%S')}\n{body}\n\n")
-            sys.stdout.flush()
+        if not console.is_terminal:
+            # No screen to redraw (a pipe, a log): a plain snapshot every few seconds.
+            while not stop.wait(5.0):
+                print(render_text(board.snapshot(), listener.source.where), flush=True)
+            return 0
+        with Live(console=console, refresh_per_second=3, screen=False,
+                  get_renderable=lambda: render_rich(board, listener)):
+            stop.wait()
     except KeyboardInterrupt:
         pass
-    finally:
-        client.disconnect()
-        client.loop_stop()
     return 0
