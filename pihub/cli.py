@@ -106,17 +106,10 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from pihub.supervisor import run
 
-    path = resolve_config_path(args.config)
-
-    def load() -> Config:
-        # Also what SIGHUP re-reads: the same file, with the same command-line overrides.
-        config = load_config(path)
-        if args.simulate:
-            config = dataclasses.replace(config,
-                                         hub=dataclasses.replace(config.hub, simulate=True))
-        return config
-
-    return run(load(), loader=load)
+    config = _load(args)
+    if args.simulate:
+        config = dataclasses.replace(config, hub=dataclasses.replace(config.hub, simulate=True))
+    return run(config)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
