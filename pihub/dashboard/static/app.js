@@ -115,13 +115,13 @@ function applyHub(data, full) {
   const badge = $(".status", hub.el);
   badge.textContent = data.status;
   badge.className = `badge status ${data.status}`;
-  const since = data.since ? ` since ${new Date(data.since * 1000).toLocaleTimeString()}` : "";
   const meta = [];
+  if (data.since) meta.push(`since ${new Date(data.since * 1000).toLocaleTimeString()}`);
   if (data.connected !== null) meta.push(data.connected ? "connected" : "disconnected");
   if (data.backlog !== null) meta.push(`backlog ${data.backlog}`);
   if (data.dropped !== null) meta.push(`dropped ${data.dropped}`);
   if (data.mqtt_error) meta.push(`broker says: ${data.mqtt_error}`);
-  $(".hub-meta", hub.el).textContent = `${since.trim()} ${meta.join(" · ")}`.trim();
+  $(".hub-meta", hub.el).textContent = meta.join(" · ");
   for (const r of data.records) {
     const rec = recordView(hub, r.name);
     rec.data = r;
