@@ -5,11 +5,12 @@ on the broker: paho reconnects with a capped backoff while the rest of the hub k
 sampling and spooling. What the broker said last is kept for health
 (:attr:`MqttLink.last_error`).
 
-Delivery: :meth:`MqttLink.publish_batch` hands a batch to paho even while disconnected;
-paho keeps QoS 1/2 messages until they are acknowledged and re-sends them after each
-reconnect. ``on_ack(mid, reason)`` runs on paho's thread when the broker acknowledged
-a batch; a reason of 0x80 or more is a refusal. The caller deletes from its spool only
-then.
+Delivery: :meth:`MqttLink.publish_batch` hands a batch to paho for the current
+connection. ``on_ack(mid, reason)`` runs on paho's thread when the broker acknowledged
+it; a reason of 0x80 or more is a refusal. The caller deletes from its spool only then.
+A batch still unacknowledged when the connection ends is forgotten at the next connect
+(paho is not left to re-send it): the caller offers it again from its spool, in the
+order and size it chooses, after :attr:`MqttLink.connect_count` changed.
 
 Threads: paho's network thread runs every ``_on_*`` method here. ``self._lock`` guards
 the counters and the mid bookkeeping; it is never held while calling paho or a
@@ -299,7 +300,7 @@ class MqttLink:
     # -- publishing -----------------------------------------------------------------------
 
     def publish_batch(self, payload: bytes) -> int:
-        """Hand a batch to paho (also while disconnected) and return its mid.
+        """Hand a batch to paho for this connection and return its mid.
 
         Raises :class:`PacketTooLargeError` when the broker announced a smaller Maximum
         Packet Size, :class:`LinkClosedError` after :meth:`stop`.
@@ -380,6 +381,7 @@ class MqttLink:
 
     def _connected_ok(self, properties: Properties | None) -> None:
         max_size = getattr(properties, "MaximumPacketSize", None) if self._v5 else None
+        self._forget_old_batches()
         with self._lock:
             self._connected = True
             self._refused = False
@@ -397,6 +399,31 @@ class MqttLink:
         self._publish_retained(self.topics.status, "online")
         for topic, payload in self._discovery:
             self._publish_retained(topic, payload)
+
+    def _forget_old_batches(self) -> None:
+        """Drop the batches paho still holds from the last connection.
+
+        paho would re-send them as soon as this on_connect returns, ahead of everything
+        else and in whatever size they had. The publisher re-offers them itself, from the
+        spool, after the status and health: so a batch the broker chokes on (mosquitto
+        2.0 closes the connection after refusing one) can be split or held back instead
+        of ending every new connection. With a clean start the broker kept no state for
+        them, so dropping them here loses nothing: they are still in the spool.
+        """
+        client = self._client
+        readings = self.topics.readings
+        # paho's own lock for its message queue (an RLock; paho holds it while it
+        # re-sends right after this callback). Never taken while holding self._lock.
+        with client._out_message_mutex:
+            stale = [mid for mid, message in client._out_messages.items()
+                     if message.qos > 0 and message.topic == readings]
+            for mid in stale:
+                del client._out_messages[mid]
+        with self._lock:
+            self._batch_mids.difference_update(stale)
+        if stale:
+            LOG.debug("dropped %d unacknowledged batches from the last connection; they "
+                      "are offered again from the spool", len(stale))
 
     def _failed(self, why: str) -> None:
         """A connect attempt failed: remember why, and say so without flooding the log."""

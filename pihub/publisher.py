@@ -17,13 +17,15 @@ import json
 import logging
 import threading
 import time
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
-from pihub.health import Health
+from pihub.health import OK, STALE, STALE_INTERVALS, Health
 from pihub.readings import Reading, Value
+from pihub.senml import split_pack
 from pihub.spool import Spool, StoredBatch
 from pihub.threads import RateLimitedLog, StoppableThread
 from pihub.topics import Topics
@@ -44,6 +46,24 @@ PAUSE_FIRST = 5.0
 PAUSE_CAP = 300.0
 
 
+#: A batch that was the oldest in flight when this many connections in a row ended is
+#: sent in halves, then quarters…: a pack the broker closes the connection over (one
+#: past mosquitto's message_size_limit, say) must not block the spool for ever.
+SPLIT_AFTER_DROPS = 2
+#: Bytes a PUBLISH packet adds to its topic and payload (fixed header, lengths, mid,
+#: an empty property block), for the broker's Maximum Packet Size.
+PUBLISH_OVERHEAD = 12
+
+
+@dataclass(eq=False)
+class _Flight:
+    """One spooled batch on its way: the mids of its parts not yet answered."""
+
+    batch: StoredBatch
+    mids: set[int] = field(default_factory=set)
+    refusal: str | None = None
+
+
 class Link(Protocol):
     """What the publisher needs of the broker connection (:class:`pihub.mqtt.MqttLink`)."""
 
@@ -52,6 +72,9 @@ class Link(Protocol):
 
     @property
     def connect_count(self) -> int: ...
+
+    @property
+    def max_packet_size(self) -> int | None: ...
 
     def publish_batch(self, payload: bytes) -> int:
         """Queue ``payload`` at the configured QoS; its mid. ValueError if it is too big."""
@@ -96,13 +119,16 @@ class Publisher(StoppableThread):
         self._work = False
         self._idle = False
         # Owned by this thread alone.
-        self._inflight: dict[int, StoredBatch] = {}
+        self._flights: dict[int, _Flight] = {}  # batch id -> its flight
+        self._inflight: dict[int, _Flight] = {}  # mid -> the flight it is part of
+        self._drops_while_oldest: dict[int, int] = {}  # batch id -> connections it ended
         self._cursor = 0  # the id of the last batch handed to the link
         self._refused: dict[int, tuple[float, StoredBatch]] = {}
         self._connect_count = -1  # link.connect_count when batches were last (re)offered
         self._state_connect_count = -1  # ... and when the retained state was last sent in full
         self._health_due = 0.0
-        self._sensor_states: dict[str, str] = {}
+        self._sensor_states: dict[str, str] = {}  # as last published
+        self._logged_states: dict[str, str] = {}  # as last logged (also while offline)
         self._refusals = RateLimitedLog(log)
         self._refusal_streak = 0
         self._paused_until = 0.0
@@ -146,7 +172,7 @@ class Publisher(StoppableThread):
 
     @property
     def inflight(self) -> int:
-        return len(self._inflight)
+        return len(self._flights)
 
     # -- this thread -----------------------------------------------------------------------
 
@@ -166,33 +192,32 @@ class Publisher(StoppableThread):
             self._publish_state()
             self._send()
             with self._cond:
-                self._idle = not self._inflight and self._spool.batches == 0
+                self._idle = not self._flights and self._spool.batches == 0
                 self._cond.notify_all()
 
     def _handle_acks(self, acks: list[tuple[int, int]]) -> None:
         done: list[int] = []
         delivered = 0
         for mid, reason in acks:
-            batch = self._inflight.pop(mid, None)
-            if batch is None:
-                continue  # not a batch of ours (status, discovery)
-            if reason < 0x80:
-                done.append(batch.id)
-                delivered += batch.count
+            flight = self._inflight.pop(mid, None)
+            if flight is None:
+                continue  # from a connection since forgotten: the batch is offered again
+            flight.mids.discard(mid)
+            if reason >= 0x80:
+                flight.refusal = reason_name(reason)
+            if flight.mids:
+                continue  # other parts still on their way
+            del self._flights[flight.batch.id]
+            if flight.refusal is None:
+                done.append(flight.batch.id)
+                delivered += flight.batch.count
                 self._refusal_streak = 0
+                self._drops_while_oldest.pop(flight.batch.id, None)
             else:
-                self._refuse(batch, reason)
+                self._hold(flight.batch, flight.refusal)
         if done:
             self._spool.ack_many(done)
             self._health.add("published", delivered)
-
-    def _refuse(self, batch: StoredBatch, reason: int) -> None:
-        name = reason_name(reason)
-        self._hold(batch, name)
-        self._refusals.log(logging.ERROR,
-                           "broker refused batch seq %d..%d (%s); it stays in the spool "
-                           "and is offered again in %.0f s", batch.first_seq,
-                           batch.last_seq, name, RETRY_REFUSED_AFTER)
 
     def _hold(self, batch: StoredBatch, reason: str) -> None:
         """Keep a refused batch aside (it stays in the spool) and count the refusal."""
@@ -200,6 +225,9 @@ class Publisher(StoppableThread):
         self._refused[batch.id] = (now + RETRY_REFUSED_AFTER, batch)
         self._health.add("refused")
         self._health.refused_reason = reason
+        self._refusals.log(logging.ERROR, "broker refused batch seq %d..%d (%s); it stays in "
+                           "the spool and is offered again in %.0f s", batch.first_seq,
+                           batch.last_seq, reason, RETRY_REFUSED_AFTER)
         self._refusal_streak += 1
         if self._refusal_streak >= REFUSALS_BEFORE_PAUSE:
             pause = min(PAUSE_CAP, PAUSE_FIRST * 2 ** (self._refusal_streak
@@ -209,39 +237,86 @@ class Publisher(StoppableThread):
                                "not offering any for %.0f s", self._refusal_streak, reason,
                                pause)
 
+    def _new_connection(self) -> None:
+        """The link reconnected and forgot every batch in flight: offer them again, oldest
+        first. The oldest was the one on the wire when the connection ended; one that is
+        there every time is split (see :data:`SPLIT_AFTER_DROPS`)."""
+        if self._flights:
+            oldest = min(self._flights)
+            self._drops_while_oldest[oldest] = self._drops_while_oldest.get(oldest, 0) + 1
+            self._cursor = oldest - 1
+        self._flights.clear()
+        self._inflight.clear()
+
     def _send(self) -> None:
         link = self._link
-        reconnected = link.connect_count != self._connect_count
-        if reconnected:
+        if link.connect_count != self._connect_count:
             self._connect_count = link.connect_count
+            self._new_connection()
+        # Batches go only to a live connection: paho would keep them for the next one,
+        # where the publisher could not choose their order or size any more.
+        if not link.connected:
+            return
         now = time.monotonic()
         if now < self._paused_until:
             return
         for batch_id, (when, batch) in list(self._refused.items()):
-            if len(self._inflight) >= self._window:
+            if len(self._flights) >= self._window:
                 return
-            if reconnected or when <= now:
+            if when <= now:
                 del self._refused[batch_id]
                 self._offer(batch)
-        room = self._window - len(self._inflight)
+        room = self._window - len(self._flights)
         if room <= 0:
             return
         for batch in self._spool.pending(self._cursor, room):
             self._cursor = batch.id
-            self._offer(batch)
+            if batch.id not in self._refused:
+                self._offer(batch)
+
+    def _parts(self, batch: StoredBatch) -> list[bytes]:
+        """``batch`` as the packs to send: whole, or split to fit the broker."""
+        payload = batch.payload
+        drops = self._drops_while_oldest.get(batch.id, 0)
+        cap = len(payload)
+        if drops >= SPLIT_AFTER_DROPS:
+            # The connection died each time this batch led the way: halve it, and halve
+            # again each time it still does, down to one record per pack.
+            cap = max(1, len(payload) >> (drops - SPLIT_AFTER_DROPS + 1))
+        limit = self._link.max_packet_size
+        room = None if limit is None else (
+            limit - len(self._topics.readings.encode()) - PUBLISH_OVERHEAD)
+        hard = room is not None and room < cap
+        if room is not None and hard:
+            cap = room
+        if cap >= len(payload):
+            return [payload]
+        # Below the broker's limit a record that does not fit is an error (held aside);
+        # when only halving, a big record simply travels alone.
+        return split_pack(payload, cap, oversize_alone=not hard)
 
     def _offer(self, batch: StoredBatch) -> None:
+        flight = _Flight(batch)
         try:
-            mid = self._link.publish_batch(batch.payload)
+            parts = self._parts(batch)
+            for part in parts:
+                mid = self._link.publish_batch(part)
+                flight.mids.add(mid)
+                self._inflight[mid] = flight
         except ValueError as exc:  # larger than the broker's Maximum Packet Size
+            for mid in flight.mids:
+                self._inflight.pop(mid, None)
             self._hold(batch, str(exc))
-            self._refusals.log(logging.ERROR, "cannot publish batch seq %d..%d: %s; it stays "
-                               "in the spool", batch.first_seq, batch.last_seq, exc)
             return
-        self._inflight[mid] = batch
+        self._flights[batch.id] = flight
+        if len(parts) > 1:
+            log.info("batch seq %d..%d sent in %d parts", batch.first_seq, batch.last_seq,
+                     len(parts))
 
     def _publish_state(self) -> None:
         link = self._link
+        states = self._health.sensor_states()
+        self._log_changes(states)
         if not link.connected:
             return
         resend_all = link.connect_count != self._state_connect_count
@@ -252,7 +327,6 @@ class Publisher(StoppableThread):
         for reading in values:
             link.publish_state(self._topics.sensor(reading.name), format_value(reading.value))
         now = time.monotonic()
-        states = self._health.sensor_states()
         if (resend_all or now >= self._health_due or self._health.changed.is_set()
                 or states != self._sensor_states):
             self._health.changed.clear()
@@ -260,6 +334,20 @@ class Publisher(StoppableThread):
             self._health_due = now + HEALTH_EVERY
             link.publish_state(self._topics.health, self.health_payload())
         self._state_connect_count = link.connect_count
+
+    def _log_changes(self, states: dict[str, str]) -> None:
+        """Say in the log when a sensor goes stale or comes back (failing is logged by its
+        own thread, with the error)."""
+        for name, state in states.items():
+            before = self._logged_states.get(name, OK)
+            if state == before:
+                continue
+            if state == STALE:
+                log.error("[sensor:%s] stale: no reading for %d intervals (a read that hangs?)",
+                          name, STALE_INTERVALS)
+            elif before == STALE:
+                log.warning("[sensor:%s] readings again (%s)", name, state)
+        self._logged_states = states
 
     def health_payload(self) -> bytes:
         return json.dumps(self._health.snapshot(), separators=(",", ":")).encode()

@@ -8,6 +8,11 @@ extension field ``seq``::
     [{"bn":"livingroom/","bt":1764070000.25,"n":"door","vb":true,"t":0,"seq":1041},
      {"n":"climate/temperature","u":"Cel","v":21.43,"t":0.5,"seq":1042}]
 
+A reading taken before the wall clock was synchronised (see :mod:`pihub.clock`) carries
+the extension field ``"tsync":false``; the field is absent otherwise. Its name does not
+end in ``_``, so by RFC 8428 §4.4 a receiver that does not know it ignores it and still
+reads the record (whose time may then be wrong) rather than rejecting the pack.
+
 Times are carried in whole microseconds: ``bt`` and ``t`` are both exact decimal numbers
 of microseconds, so ``bt + t`` resolves to the reading's time within a microsecond (a
 double near 1.7e9 s has a resolution of about 0.24 µs) while ``t`` stays short.
@@ -38,6 +43,9 @@ __all__ = [
     "split_pack",
 ]
 
+#: The extension field marking a record whose time was stamped by an unsynchronised clock.
+TSYNC = "tsync"
+
 #: RFC 8428 §4.5.3: a resolved time below 2**28 s is relative to "now", not to the epoch.
 RELATIVE_TIME_LIMIT = 2**28
 
@@ -63,6 +71,8 @@ class Record(NamedTuple):
     value: Value
     unit: str | None = None
     seq: int | None = None
+    #: False when the record carries ``"tsync":false`` (its time may be wrong).
+    synced: bool = True
 
 
 class _Item(NamedTuple):
@@ -73,6 +83,7 @@ class _Item(NamedTuple):
     time_us: int
     unit: str | None
     seq: int | None
+    synced: bool = True
 
 
 def encode_pack(hub_id: str, readings: Sequence[Reading], first_seq: int) -> bytes:
@@ -108,7 +119,7 @@ def encode_packs(
                 time_us = round(r.time * 1e6)
             except (ValueError, OverflowError, TypeError):
                 raise SenMLError(f"reading {r!r}: time is not a finite number") from None
-            yield _Item(r.name, r.value, time_us, r.unit, seq)
+            yield _Item(r.name, r.value, time_us, r.unit, seq, r.synced)
             seq += 1
 
     if max_bytes is None:
@@ -128,21 +139,24 @@ def decode_pack(payload: bytes | str, *, now: float | None = None) -> list[Recor
     return _resolve(_load(payload), now)[0]
 
 
-def split_pack(payload: bytes | str, max_bytes: int) -> list[bytes]:
+def split_pack(payload: bytes | str, max_bytes: int, *, oversize_alone: bool = False,
+               ) -> list[bytes]:
     """Re-encode a pack as several valid packs, each at most ``max_bytes``, in order.
 
     Used when a broker refuses a batch as too large. Raises :class:`SenMLError` if one
-    record alone does not fit.
+    record alone does not fit, unless ``oversize_alone``: then such a record gets a pack
+    of its own (for splitting "smaller" rather than "below a hard limit").
     """
     records, bn = _resolve(_load(payload), None)
     if not all(rec.name.startswith(bn) for rec in records):
         bn = ""
     cut = len(bn)
     items = (
-        _Item(rec.name[cut:], rec.value, round(rec.time * 1e6), rec.unit, rec.seq)
+        _Item(rec.name[cut:], rec.value, round(rec.time * 1e6), rec.unit, rec.seq, rec.synced)
         for rec in records
     )
-    return [payload for _, _, payload in _encode_split(bn, items, max_bytes)]
+    return [payload for _, _, payload in _encode_split(bn, items, max_bytes,
+                                                         oversize_alone=oversize_alone)]
 
 
 # -- encoding ---------------------------------------------------------------------------
@@ -216,6 +230,8 @@ def _fragment(item: _Item, bt_us: int) -> str:
     # d/1e6 is the double nearest the exact decimal, so repr() prints that decimal.
     t = "0" if d == 0 else repr(d / 1e6)
     tail = f'"t":{t}}}' if item.seq is None else f'"t":{t},"seq":{item.seq}}}'
+    if not item.synced:
+        tail = '"tsync":false,' + tail
     return _prefix(item.name, item.unit)[1:] + _value(item.name, item.value) + "," + tail
 
 
@@ -231,7 +247,8 @@ def _encode_all(bn: str, items: Iterable[_Item]) -> bytes:
     return _utf8("[" + ",".join(parts) + "]")
 
 
-def _encode_split(bn: str, items: Iterable[_Item], max_bytes: int) -> list[tuple[int, int, bytes]]:
+def _encode_split(bn: str, items: Iterable[_Item], max_bytes: int, *,
+                  oversize_alone: bool = False) -> list[tuple[int, int, bytes]]:
     packs: list[tuple[int, int, bytes]] = []
     parts: list[str] = []
     size = 0
@@ -255,7 +272,7 @@ def _encode_split(bn: str, items: Iterable[_Item], max_bytes: int) -> list[tuple
         first_seq = item.seq if item.seq is not None else 0
         frag = _head(bn, bt_us) + _fragment(item, bt_us)
         n = len(frag) if frag.isascii() else len(_utf8(frag))
-        if n + 2 > max_bytes:  # +2 for the brackets
+        if n + 2 > max_bytes and not oversize_alone:  # +2 for the brackets
             raise SenMLError(
                 f"record {item.name!r} (seq {item.seq}) alone needs {n + 2} bytes, "
                 f"more than the {max_bytes} a pack may have"
@@ -354,7 +371,10 @@ def _resolve(pack: list[Any], now: float | None) -> tuple[list[Record], str]:
         seq = obj.get("seq")
         if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
             raise SenMLError(f"record {index}: 'seq' is {seq!r}, not an integer")
-        records.append(Record(name, when, value, unit, seq))
+        tsync = obj.get(TSYNC, True)
+        if not isinstance(tsync, bool):
+            raise SenMLError(f"record {index}: {TSYNC!r} is {tsync!r}, not true or false")
+        records.append(Record(name, when, value, unit, seq, tsync))
     return records, first_bn
 
 

@@ -113,4 +113,4 @@ def test_every_sensor_type_publishes_plausible_moving_values(
             assert low <= value <= high, (name, value)
     for name in SWITCHES:
         assert all(isinstance(v, bool) and u is None for v, u in seen[name])
-    assert "Traceback" not in hub.log()
+    assert "Traceback" not in hub.log(), hub.log()
