@@ -106,10 +106,17 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     from pihub.supervisor import run
 
-    config = _load(args)
-    if args.simulate:
-        config = dataclasses.replace(config, hub=dataclasses.replace(config.hub, simulate=True))
-    return run(config)
+    path = resolve_config_path(args.config)
+
+    def load() -> Config:
+        # Also what SIGHUP re-reads: the same file, with the same command-line overrides.
+        config = load_config(path)
+        if args.simulate:
+            config = dataclasses.replace(config,
+                                         hub=dataclasses.replace(config.hub, simulate=True))
+        return config
+
+    return run(load(), loader=load)
 
 
 def cmd_watch(args: argparse.Namespace) -> int:

@@ -77,11 +77,15 @@ class Health:
         self.dropped_spool = 0  # the spool could not take them (disk full, write error)
         self.refused = 0  # batches the broker refused (reason code >= 0x80)
         self.refused_reason: str | None = None
+        #: Readings taken while the wall clock was not known to be set (pihub.clock);
+        #: bumped only by the supervisor's reading queue, under that queue's own lock.
+        self.unsynced_readings = 0
         # Wired by the supervisor to the live objects; read only in snapshot().
         self.queue_depth: Callable[[], int] = lambda: 0
         self.spool_depth: Callable[[], int] = lambda: 0
         self.spool_dropped: Callable[[], int] = lambda: 0
         self.link_state: Callable[[], tuple[bool, int, str | None]] = lambda: (False, 0, None)
+        self.clock_synced: Callable[[], bool] = lambda: True
 
     def sensor(self, name: str, interval: float) -> SensorHealth:
         """The :class:`SensorHealth` for ``name``, created on first use and kept across restarts."""
@@ -135,4 +139,6 @@ class Health:
                       "spool_bound": spool_dropped},
             "refused_batches": refused,
             "refused_reason": refused_reason,
+            "clock_synced": self.clock_synced(),
+            "unsynced_readings": self.unsynced_readings,
         }

@@ -13,7 +13,8 @@ class Reading(NamedTuple):
 
     ``name`` is the record name (``door`` or ``climate/temperature``), without the hub
     id. ``edge`` marks a reading caused by a pin edge: the consumer flushes its batch at
-    once for it.
+    once for it. ``synced`` is False when the wall clock was not known to be set (no NTP
+    sync yet) as the reading was taken, so ``time`` may be wrong (:mod:`pihub.clock`).
     """
 
     name: str
@@ -21,6 +22,7 @@ class Reading(NamedTuple):
     time: float
     unit: str | None = None
     edge: bool = False
+    synced: bool = True
 
 
 class RecordSpec(NamedTuple):
