@@ -13,7 +13,6 @@ outright, Linux's parent-death signal stops them anyway.
 from __future__ import annotations
 
 import logging
-import shutil
 import signal
 import subprocess
 import sys
@@ -97,11 +96,14 @@ max_latency = 0.5
 
 
 def pihub_command() -> str:
-    """How to run pihub from another terminal: ``pihub`` if it is on PATH."""
+    """How to run this pihub from another terminal, where its virtualenv is not active."""
     script = Path(sys.executable).parent / "pihub"
-    if shutil.which("pihub") == str(script) or (shutil.which("pihub") and not script.exists()):
-        return "pihub"
-    return str(script) if script.exists() else f"{sys.executable} -m pihub"
+    if not script.exists():
+        return f"{sys.executable} -m pihub"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def main(*, port: int = 8080, stop: threading.Event | None = None) -> int:

@@ -440,10 +440,11 @@ def render_rich(board: Board, listener: Listener) -> Any:
         parts.append(Text(f"waiting for hubs on {where}", style="dim"))
     for hub in snapshot["hubs"]:
         online = hub["status"] == "online"
-        table = Table(expand=True, box=None, show_edge=False, padding=(0, 1))
+        table = Table(box=None, show_edge=False, padding=(0, 1))
         for column, justify in (("sensor", "left"), ("value", "right"), ("unit", "left"),
                                 ("age", "right"), ("state", "left"), ("recent", "left")):
             table.add_column(column, justify=justify, no_wrap=True,  # type: ignore[arg-type]
+                             min_width=24 if column == "recent" else None,
                              style="dim" if not online else None)
         for rec in hub["records"]:
             state = rec["state"] or "—"
