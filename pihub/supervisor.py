@@ -129,7 +129,8 @@ class Hub:
         self.threads = _Threads()
         self.notifier = notifier if notifier is not None else Notifier(None)
         self.watchdog = Watchdog(self.notifier, watchdog_every)
-        self.reloads = 0  # reloads applied (for tests and the log)
+        self.reloads = 0  # reloads applied
+        self.reload_attempts = 0  # SIGHUPs handled, applied or not
         self._loader = loader if loader is not None else (lambda: load_config(config.path))
         self._reload_requested = False
         self._restarts: dict[str, _Restart] = {}
@@ -383,6 +384,7 @@ class Hub:
         try:
             return self._reload()
         finally:
+            self.reload_attempts += 1
             self.notifier.ready(self.status_line())
 
     def _reload(self) -> bool:
