@@ -491,6 +491,8 @@ def _live(board: Board, listener: Listener, stop: threading.Event) -> int:
         if not console.is_terminal:
             # No screen to redraw (a pipe, a log): a plain snapshot every few seconds.
             while not stop.wait(5.0):
+                if listener.problem:
+                    print(f"pihub watch: {listener.problem}; retrying", file=sys.stderr)
                 print(render_text(board.snapshot(), listener.source.where), flush=True)
             return 0
         with Live(console=console, refresh_per_second=3, screen=False,
