@@ -264,7 +264,9 @@ class Hub:
                 self._reload_requested = False
                 self.reload()
             self.check_threads()
-            self.clock.refresh()
+            was_synced = self.clock.synced
+            if self.clock.refresh() != was_synced:
+                self.health.changed.set()  # clock_synced is news: publish health now
             self.watchdog.tick(self.wedged)
             self._status_tick()
 
