@@ -46,10 +46,12 @@ PAUSE_FIRST = 5.0
 PAUSE_CAP = 300.0
 
 
-#: A batch that was the oldest in flight when this many connections in a row ended is
-#: sent in halves, then quarters…: a pack the broker closes the connection over (one
-#: past mosquitto's message_size_limit, say) must not block the spool for ever.
+#: A batch that was the oldest in flight when this many connections ended makes every
+#: pack from then on half as big, and each further such end halves it again: a pack the
+#: broker closes the connection over (mosquitto does past its message_size_limit, which
+#: it does not announce) must not block the spool for ever.
 SPLIT_AFTER_DROPS = 2
+MIN_PACK_BYTES = 256
 #: Bytes a PUBLISH packet adds to its topic and payload (fixed header, lengths, mid,
 #: an empty property block), for the broker's Maximum Packet Size.
 PUBLISH_OVERHEAD = 12
@@ -122,6 +124,7 @@ class Publisher(StoppableThread):
         self._flights: dict[int, _Flight] = {}  # batch id -> its flight
         self._inflight: dict[int, _Flight] = {}  # mid -> the flight it is part of
         self._drops_while_oldest: dict[int, int] = {}  # batch id -> connections it ended
+        self._learned_cap: int | None = None  # pack size the broker seems to take
         self._cursor = 0  # the id of the last batch handed to the link
         self._refused: dict[int, tuple[float, StoredBatch]] = {}
         self._connect_count = -1  # link.connect_count when batches were last (re)offered
@@ -239,14 +242,28 @@ class Publisher(StoppableThread):
 
     def _new_connection(self) -> None:
         """The link reconnected and forgot every batch in flight: offer them again, oldest
-        first. The oldest was the one on the wire when the connection ended; one that is
-        there every time is split (see :data:`SPLIT_AFTER_DROPS`)."""
+        first. The oldest was the one on the wire when the connection ended; if the same
+        one is there again, the broker may be closing the connection over its size
+        (mosquitto does past ``message_size_limit``): packs are made smaller from then on."""
         if self._flights:
-            oldest = min(self._flights)
-            self._drops_while_oldest[oldest] = self._drops_while_oldest.get(oldest, 0) + 1
-            self._cursor = oldest - 1
+            oldest = self._flights[min(self._flights)]
+            drops = self._drops_while_oldest.get(oldest.batch.id, 0) + 1
+            self._drops_while_oldest[oldest.batch.id] = drops
+            if drops >= SPLIT_AFTER_DROPS:
+                self._shrink(max(len(oldest.batch.payload) // max(1, len(oldest.mids)), 1))
+            self._cursor = oldest.batch.id - 1
         self._flights.clear()
         self._inflight.clear()
+
+    def _shrink(self, pack_bytes: int) -> None:
+        cap = max(MIN_PACK_BYTES, pack_bytes // 2)
+        if self._learned_cap is not None and cap >= self._learned_cap:
+            cap = max(MIN_PACK_BYTES, self._learned_cap // 2)
+        if cap != self._learned_cap:
+            self._learned_cap = cap
+            log.warning("the connection keeps ending while a %d-byte pack is on its way: "
+                        "sending packs of at most %d bytes from now on (is [batch] max_bytes "
+                        "above the broker's message size limit?)", pack_bytes, cap)
 
     def _send(self) -> None:
         link = self._link
@@ -277,12 +294,7 @@ class Publisher(StoppableThread):
     def _parts(self, batch: StoredBatch) -> list[bytes]:
         """``batch`` as the packs to send: whole, or split to fit the broker."""
         payload = batch.payload
-        drops = self._drops_while_oldest.get(batch.id, 0)
-        cap = len(payload)
-        if drops >= SPLIT_AFTER_DROPS:
-            # The connection died each time this batch led the way: halve it, and halve
-            # again each time it still does, down to one record per pack.
-            cap = max(1, len(payload) >> (drops - SPLIT_AFTER_DROPS + 1))
+        cap = len(payload) if self._learned_cap is None else self._learned_cap
         limit = self._link.max_packet_size
         room = None if limit is None else (
             limit - len(self._topics.readings.encode()) - PUBLISH_OVERHEAD)
@@ -291,8 +303,8 @@ class Publisher(StoppableThread):
             cap = room
         if cap >= len(payload):
             return [payload]
-        # Below the broker's limit a record that does not fit is an error (held aside);
-        # when only halving, a big record simply travels alone.
+        # Below the broker's announced limit a record that does not fit is an error (held
+        # aside); below a learned one, a big record simply travels alone.
         return split_pack(payload, cap, oversize_alone=not hard)
 
     def _offer(self, batch: StoredBatch) -> None:

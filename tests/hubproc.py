@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import TracebackType
 
+import pytest
+
 from pihub.senml import decode_pack
-from tests.subscriber import Message
+from pihub.spool import Spool
+from tests.broker import Mosquitto
+from tests.subscriber import Message, Subscriber
 
 FAST_SENSORS = """
 [sensor:cpu]
@@ -121,3 +126,48 @@ def last_json(messages: Iterable[Message], topic: str) -> dict[str, object]:
 
 SIGTERM = signal.SIGTERM
 SIGKILL = signal.SIGKILL
+
+
+@pytest.fixture
+def durable_broker() -> Iterator[Mosquitto]:
+    """A broker that keeps sessions across restarts, so a subscriber misses nothing."""
+    broker = Mosquitto(extra=["persistence true", "autosave_interval 1"])
+    with open(broker.conf_file, "a") as conf:
+        conf.write(f"persistence_location {broker.dir}/\n")
+    broker.start()
+    try:
+        yield broker
+    finally:
+        broker.close()
+
+
+def durable_subscriber(port: int, name: str) -> Subscriber:
+    sub = Subscriber(port, ["pihub/#"], session=name)
+    sub.start()
+    return sub
+
+
+def spooled(state_dir: Path) -> int:
+    """Readings waiting in a running hub's spool (read-only; the hub keeps writing)."""
+    path = state_dir / "spool.db"
+    if not path.exists():
+        return 0
+    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
+        try:
+            row = conn.execute("SELECT COALESCE(SUM(count), 0) FROM batches").fetchone()
+        except sqlite3.OperationalError:
+            return 0
+    return int(row[0])
+
+
+def first_seq(state_dir: Path) -> int:
+    """Open the spool before the hub does: the first seq it will issue."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with Spool(state_dir / "spool.db", hub_id="testhub", max_bytes=1 << 26) as spool:
+        return spool.next_seq
+
+
+def issued_until(state_dir: Path) -> int:
+    """The next seq the (stopped) hub's spool would issue."""
+    with Spool(state_dir / "spool.db", hub_id="testhub", max_bytes=1 << 26) as spool:
+        return spool.next_seq

@@ -135,7 +135,8 @@ class Subscriber:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise TimeoutError(
-                        f"condition not met within {timeout} s; received: {self.messages!r}"
+                        f"condition not met within {timeout} s; received "
+                        f"{len(self.messages)} messages, the last: {self.messages[-5:]!r}"[:3000]
                     )
                 self._changed.wait(remaining)
             return list(self.messages)

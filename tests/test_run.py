@@ -5,65 +5,28 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from pihub.senml import decode_pack
-from pihub.spool import Spool
 from tests.broker import Mosquitto
-from tests.hubproc import SIGTERM, HubProcess, hub_config, last_json, seqs
+from tests.hubproc import (
+    SIGTERM,
+    HubProcess,
+    durable_subscriber,
+    first_seq,
+    hub_config,
+    issued_until,
+    last_json,
+    seqs,
+    spooled,
+)
 from tests.subscriber import Message, Subscriber
 from tests.waiting import wait_until
 
 HEALTH_KEYS = {"hub", "uptime_s", "connected", "reconnects", "mqtt_error", "readings",
                "published", "dropped", "queue_depth", "spool_depth", "sensors"}
-
-
-@pytest.fixture
-def durable_broker() -> Iterator[Mosquitto]:
-    """A broker that keeps sessions across restarts, so a subscriber misses nothing."""
-    broker = Mosquitto(extra=["persistence true", "autosave_interval 1"])
-    with open(broker.conf_file, "a") as conf:
-        conf.write(f"persistence_location {broker.dir}/\n")
-    broker.start()
-    try:
-        yield broker
-    finally:
-        broker.close()
-
-
-def durable_subscriber(port: int, name: str) -> Subscriber:
-    sub = Subscriber(port, ["pihub/#"], session=name)
-    sub.start()
-    return sub
-
-
-def spooled(state_dir: Path) -> int:
-    """Readings waiting in a running hub's spool (read-only; the hub keeps writing)."""
-    path = state_dir / "spool.db"
-    if not path.exists():
-        return 0
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as conn:
-        try:
-            row = conn.execute("SELECT COALESCE(SUM(count), 0) FROM batches").fetchone()
-        except sqlite3.OperationalError:
-            return 0
-    return int(row[0])
-
-
-def first_seq(state_dir: Path) -> int:
-    """Open the spool before the hub does: the first seq it will issue."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    with Spool(state_dir / "spool.db", hub_id="testhub", max_bytes=1 << 26) as spool:
-        return spool.next_seq
-
-
-def issued_until(state_dir: Path) -> int:
-    """The next seq the (stopped) hub's spool would issue."""
-    with Spool(state_dir / "spool.db", hub_id="testhub", max_bytes=1 << 26) as spool:
-        return spool.next_seq
 
 
 def retained(port: int, topic: str) -> Message:
