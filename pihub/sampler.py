@@ -21,6 +21,9 @@ log = logging.getLogger("pihub.sampler")
 
 SensorFactory = Callable[[], Sensor]
 
+#: How long before its next poll a sensor thread stops waiting for room in the queue.
+PUT_MARGIN = 0.005
+
 
 
 class SensorThread(StoppableThread):
@@ -99,11 +102,15 @@ class SensorThread(StoppableThread):
                              self.sensor_name, exc)
             return
         self.status.read_ok()
-        for reading in readings:
+        # Wait for room in the queue, but give up a little before the next poll is due:
+        # a poll that ends past its deadline would cost the next slot.
+        until = deadline - min(0.1 * self.interval, PUT_MARGIN)
+        for i, reading in enumerate(readings):
             try:
-                self._out.put(reading, timeout=max(0.0, deadline - self._clock()))
+                self._out.put(reading, timeout=max(0.0, until - self._clock()))
             except queue.Full:
-                self._dropped(1)
+                self._dropped(len(readings) - i)  # the rest of this poll, at once
+                return
 
     def _edge(self, reading: Reading) -> None:
         # Called from gpiozero's event thread: never block it.
@@ -116,8 +123,8 @@ class SensorThread(StoppableThread):
 
     def _dropped(self, n: int) -> None:
         self._health.add("dropped_queue", n)
-        self._drops.log(logging.WARNING, "[sensor:%s] queue full: reading dropped",
-                        self.sensor_name)
+        self._drops.log(logging.WARNING, "[sensor:%s] queue full: %d readings dropped",
+                        self.sensor_name, n)
 
     def _close_sensor(self) -> None:
         assert self.sensor is not None
