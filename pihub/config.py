@@ -103,7 +103,9 @@ class BatchConfig:
     max_readings: int = key(100, min=1, max=100_000)
     max_latency: float = key(1.0, above=0, max=3600)
     #: A batch's SenML payload is capped in bytes too (brokers limit message size).
-    max_bytes: int = key(262144, min=1024, max=268_435_455)
+    #: 64 KiB: below the limits of hosted brokers (AWS IoT takes 128 KB). With MQTT 3.1.1
+    #: a broker cannot say it dropped an oversize message, so keep this below its limit.
+    max_bytes: int = key(65536, min=1024, max=268_435_455)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,6 +113,10 @@ class SpoolConfig:
     """``[spool]``."""
 
     max_bytes: int = key(67108864, min=65536)
+    #: SQLite's synchronous for accepting readings: full (a power cut loses nothing
+    #: accepted), normal (saves an fsync per batch, a power cut can lose the last
+    #: seconds of accepted readings and reissue their seqs), extra. See docs/RELIABILITY.md.
+    synchronous: str = key("full", choices=("full", "normal", "extra"))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -156,7 +156,8 @@ class Hub:
                                 f"{exc.strerror}") from exc
         self.spool = Spool(state_dir / SPOOL_FILE, hub_id=config.hub.id,
                            max_bytes=config.spool.max_bytes,
-                           max_batch_bytes=config.batch.max_bytes)
+                           max_batch_bytes=config.batch.max_bytes,
+                           synchronous=config.spool.synchronous)
         self.hardware = open_hardware(config.hub.pin_factory,
                                       simulate=config.hub.simulate)
         for sensor_config in config.sensors:

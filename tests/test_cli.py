@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pihub import __version__
 from pihub.cli import EX_CONFIG, main
@@ -64,3 +66,29 @@ def test_run_refuses_what_check_refuses_before_touching_anything(tmp_path: Path)
     assert result.returncode == EX_CONFIG
     assert "did you mean 'digital'" in result.stderr
     assert not state.exists()
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.one_of(
+    st.binary(max_size=400),
+    st.lists(st.tuples(
+        st.sampled_from(["hub", "mqtt", "batch", "spool", "sensor:x", "sensor:", "bogus"]),
+        st.sampled_from(["id", "port", "qos", "max_bytes", "type", "pin", "interval",
+                         "queue_size", "password", "synchronous", "keepalive", "x"]),
+        st.one_of(st.text(max_size=20), st.integers().map(str),
+                  st.sampled_from(["1e999", "nan", "-0", "9" * 40, "digital", "bme280"]))),
+        max_size=8).map(lambda items: "\n".join(
+            f"[{section}]\n{key} = {value}" for section, key, value in items).encode(
+                "utf-8", "surrogatepass")),
+))
+def test_any_config_file_gives_0_or_78_and_never_a_traceback(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], data: bytes) -> None:
+    path = tmp_path / "fuzz.ini"
+    path.write_bytes(data)
+    code = main(["check", "-c", str(path)])
+    out, err = capsys.readouterr()
+    assert code in (0, EX_CONFIG), err
+    assert "Traceback" not in err + out
+    if code == EX_CONFIG:
+        assert err.strip() and all("fuzz.ini" in line for line in err.strip().splitlines())
