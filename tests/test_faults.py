@@ -79,6 +79,7 @@ def test_a_hung_broker_is_noticed_and_nothing_is_lost(
             wait_until(lambda: "lost the connection" in hub.log(), 2 * 5 + 5,
                        what="the hub to notice the hung broker")
             noticed = time.monotonic() - paused
+            print(f"hung broker: noticed after {noticed:.1f} s (keepalive 5 s)")
             assert noticed <= 2 * 5 + 3, f"noticed after {noticed:.1f} s"
             wait_until(lambda: spooled(state) >= 200, 20, what="a backlog")
             durable_broker.resume()
@@ -222,6 +223,9 @@ def test_batches_larger_than_the_broker_takes_are_split_not_lost(
         assert spooled(state) < end - start
         delivered = set(seqs(sub.snapshot()))
     packs = [m for m in sub.snapshot() if m.topic == "pihub/testhub/readings"]
+    print(f"{limit} 1500: {len(delivered)} readings in {len(packs)} packs, the largest "
+          f"{max(len(m.payload) for m in packs)} bytes, "
+          f"{len(set(range(start, end)) - delivered)} not yet sent (kept in the spool)")
     assert all(len(m.payload) <= 1500 for m in packs)
     with Spool(state / "spool.db", hub_id="testhub", max_bytes=1 << 26) as spool:
         kept = {s for b in spool.pending(0, 1 << 20) for s in range(b.first_seq, b.last_seq + 1)}
