@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from pihub.config import Config, SensorConfig, is_secret, sensor_records
+from pihub.config import Config, SensorConfig, sensor_records
 from pihub.readings import RecordSpec
+from pihub.schema import is_secret
 
 
 def describe(config: Config) -> str:

@@ -24,14 +24,11 @@ How the file is read:
 
 from __future__ import annotations
 
-import configparser
 import dataclasses
 import difflib
-import math
 import os
 import re
 import socket
-import types
 import typing
 from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
@@ -39,8 +36,19 @@ from typing import Any
 
 from pihub import sensors
 from pihub.errors import ConfigError
+from pihub.ini import Entries, read_ini
 from pihub.readings import RecordSpec
-from pihub.schema import MISSING, key, rule_of
+from pihub.schema import (
+    MISSING,
+    BadValue,
+    base_type,
+    check,
+    convert,
+    hints,
+    key,
+    rule_of,
+    show,
+)
 
 HUB_ID_PATTERN = r"[A-Za-z0-9_-]+"
 SENSOR_PREFIX = "sensor:"
@@ -52,14 +60,8 @@ PASSWORD_ENV = "PIHUB_MQTT_PASSWORD"
 #: Keys of a sensor's ``Options`` that name a GPIO pin; two sensors may not share one.
 PIN_KEYS = ("pin", "echo", "trigger")
 #: A value of a key whose name holds one of these is never shown in a message.
-SECRET_WORDS = ("password", "secret", "token")
 #: No real config file is this big; refusing it early bounds the work on garbage input.
-MAX_FILE_BYTES = 1 << 20
-_INT_LIMIT = 2**63 - 1  # what SQLite and most C libraries can hold
 _NO_WILDCARDS = "anything but the MQTT wildcards # and +"
-_TRUE = ("true", "yes", "on", "1")
-_FALSE = ("false", "no", "off", "0")
-
 
 @dataclasses.dataclass(frozen=True)
 class HubConfig:
@@ -163,7 +165,6 @@ _SECTIONS: dict[str, type[Any]] = {
 }
 _PATH_KEYS = {"hub": ("state_dir",), "mqtt": ("password_file", "ca_certs", "certfile", "keyfile")}
 # A section as read: lower-cased key -> (key as written, value).
-_Entries = dict[str, tuple[str, str]]
 
 
 def resolve_config_path(cli_value: str | None) -> Path:
@@ -197,7 +198,7 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
     path = Path(path)
     env = os.environ if environ is None else environ
     out = _Problems(str(path))
-    ini = _read_ini(path, out)
+    ini = read_ini(path, out.add)
     if ini is None:
         raise ConfigError(out.lines)
     base = _base_dir(path)
@@ -254,11 +255,6 @@ def sensor_records(sensor: SensorConfig) -> tuple[RecordSpec, ...] | None:
         return None
 
 
-def is_secret(key_name: str) -> bool:
-    """Whether values of ``key_name`` must never be shown."""
-    return any(word in key_name.lower() for word in SECRET_WORDS)
-
-
 class _Problems:
     """Collects one line per problem: ``FILE: [SECTION] KEY: what is wrong``."""
 
@@ -273,67 +269,6 @@ class _Problems:
         if key_name is not None:
             where += f" {key_name}:"
         self.lines.append(f"{where} {message}")
-
-
-class _Reader(configparser.ConfigParser):
-    def optionxform(self, optionstr: str) -> str:
-        return optionstr  # keep keys as written for messages; matched case-insensitively later
-
-
-def _read_ini(path: Path, out: _Problems) -> dict[str, _Entries] | None:
-    try:
-        with path.open("rb") as f:
-            data = f.read(MAX_FILE_BYTES + 1)
-    except FileNotFoundError:
-        out.add(None, None, "no such file")
-        return None
-    except IsADirectoryError:
-        out.add(None, None, "is a directory, not a config file")
-        return None
-    except (OSError, ValueError) as e:
-        out.add(None, None, f"cannot be read: {getattr(e, 'strerror', None) or type(e).__name__}")
-        return None
-    if len(data) > MAX_FILE_BYTES:
-        out.add(None, None, f"is over {MAX_FILE_BYTES} bytes; is it really a config file?")
-        return None
-    if b"\x00" in data:
-        out.add(None, None, "holds NUL bytes; is it a text file?")
-        return None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        out.add(None, None, f"line {line}: is not UTF-8 text")
-        return None
-    reader = _Reader(interpolation=None, strict=True, comment_prefixes=("#", ";"),
-                     inline_comment_prefixes=(";", "#"), empty_lines_in_values=False,
-                     default_section="\x00none")  # no [DEFAULT]: it would be an unknown section
-    try:
-        reader.read_string(text, source=str(path))
-    except configparser.DuplicateSectionError as e:
-        out.add(e.section, None, f"line {e.lineno}: the section appears twice")
-    except configparser.DuplicateOptionError as e:
-        out.add(e.section, e.option, f"line {e.lineno}: the key appears twice in this section")
-    except configparser.MissingSectionHeaderError as e:
-        out.add(None, None, f"line {e.lineno}: a key before any [section] header")
-    except configparser.ParsingError as e:
-        # Never echo the line: it might be a pasted password.
-        for lineno, _line in e.errors:
-            out.add(None, None, f"line {lineno}: is neither [section], key = value nor a comment")
-    except configparser.Error as e:
-        out.add(None, None, f"is not a valid INI file ({type(e).__name__})")
-    if out.lines:
-        return None
-    result: dict[str, _Entries] = {}
-    for section in reader.sections():
-        entries: _Entries = {}
-        for written, value in reader.items(section, raw=True):
-            if written.lower() in entries:
-                out.add(section, written,
-                        f"the key appears twice (also as {entries[written.lower()][0]!r})")
-            entries[written.lower()] = (written, value)
-        result[section] = entries
-    return result
 
 
 def _base_dir(path: Path) -> Path:
@@ -359,13 +294,7 @@ def _did_you_mean(word: str, choices: Sequence[str], listing: bool = False) -> s
     return ""
 
 
-def _show(key_name: str, raw: str) -> str:
-    if is_secret(key_name):
-        return "the value"
-    return repr(raw if len(raw) <= 60 else raw[:57] + "...")
-
-
-def _parse_plain(section: str, entries: _Entries, base: Path, out: _Problems) -> Any:
+def _parse_plain(section: str, entries: Entries, base: Path, out: _Problems) -> Any:
     cls = _SECTIONS[section]
     allowed = [f.name for f in dataclasses.fields(cls)]
     for lower, (written, _value) in entries.items():
@@ -383,7 +312,7 @@ def _parse_plain(section: str, entries: _Entries, base: Path, out: _Problems) ->
     return _build(cls, section, values, out)
 
 
-def _parse_sensor(section: str, entries: _Entries, out: _Problems) -> SensorConfig | None:
+def _parse_sensor(section: str, entries: Entries, out: _Problems) -> SensorConfig | None:
     name = section[len(SENSOR_PREFIX):]
     ok = True
     if not re.fullmatch(HUB_ID_PATTERN, name):
@@ -397,7 +326,7 @@ def _parse_sensor(section: str, entries: _Entries, out: _Problems) -> SensorConf
     type_name = common["type"].lower()
     sensor_cls = sensors.SENSOR_TYPES.get(type_name)
     if sensor_cls is None:
-        out.add(section, entries["type"][0], f"unknown sensor type {_show('type', common['type'])}"
+        out.add(section, entries["type"][0], f"unknown sensor type {show('type', common['type'])}"
                 + _did_you_mean(type_name, list(sensors.SENSOR_TYPES), listing=True))
         return None
     options_cls = getattr(sensor_cls, "Options", None)
@@ -426,17 +355,17 @@ def _build(cls: type[Any], section: str, values: dict[str, Any], out: _Problems)
         return None
 
 
-def _values(cls: type[Any], section: str, entries: _Entries, out: _Problems,
+def _values(cls: type[Any], section: str, entries: Entries, out: _Problems,
             only: Collection[str] | None = None) -> dict[str, Any] | None:
     """Each field of ``cls`` (or those named in ``only``) converted and checked against its
     rule; None if any is wrong."""
-    hints = _hints(cls)
+    field_types = hints(cls)
     values: dict[str, Any] = {}
     ok = True
     for field in dataclasses.fields(cls):
         if only is not None and field.name not in only:
             continue
-        base_type, optional = _base_type(hints.get(field.name, str))
+        kind, optional = base_type(field_types.get(field.name, str))
         entry = entries.get(field.name)
         written, raw = entry if entry is not None else (field.name, None)
         try:
@@ -449,119 +378,18 @@ def _values(cls: type[Any], section: str, entries: _Entries, out: _Problems,
                     values[field.name] = typing.cast("Callable[[], Any]", field.default_factory)()
                 else:
                     state = "missing" if raw is None else "empty"
-                    raise _BadValueError(f"required key is {state}")
+                    raise BadValue(f"required key is {state}")
                 continue
             if "\n" in raw:
-                raise _BadValueError("the value spans several lines (is the next line indented?)")
+                raise BadValue("the value spans several lines (is the next line indented?)")
             if any(ord(c) < 32 or ord(c) == 127 for c in raw):
-                raise _BadValueError("the value holds control characters")
-            values[field.name] = _check(rule_of(field), _convert(written, raw, base_type),
+                raise BadValue("the value holds control characters")
+            values[field.name] = check(rule_of(field), convert(written, raw, kind),
                                         written, raw)
-        except _BadValueError as e:
+        except BadValue as e:
             out.add(section, written, str(e))
             ok = False
     return values if ok else None
-
-
-class _BadValueError(Exception):
-    """One value is wrong; the message says how."""
-
-
-def _hints(cls: type[Any]) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(cls)
-    except Exception:  # an annotation that does not resolve: read it as text below
-        return {f.name: f.type for f in dataclasses.fields(cls)}
-
-
-def _base_type(tp: Any) -> tuple[Any, bool]:
-    """``int | None`` → ``(int, True)``; string annotations are read by name."""
-    if isinstance(tp, str):
-        optional = tp.startswith("Optional[")
-        if optional:
-            tp = tp.removeprefix("Optional[").removesuffix("]")
-        parts = [p.strip() for p in tp.split("|")]
-        named = [p for p in parts if p != "None"]
-        known = {"int": int, "float": float, "bool": bool, "str": str}
-        return known.get(named[0] if len(named) == 1 else "str", str), optional or "None" in parts
-    if typing.get_origin(tp) in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        return (args[0] if len(args) == 1 else str), len(args) < len(typing.get_args(tp))
-    return tp, False
-
-
-def _convert(key_name: str, raw: str, base_type: Any) -> Any:
-    shown = _show(key_name, raw)
-    if base_type is bool:
-        if raw.lower() in _TRUE:
-            return True
-        if raw.lower() in _FALSE:
-            return False
-        raise _BadValueError(f"{shown} is not true or false "
-                             "(say true/false, yes/no, on/off or 1/0)")
-    if base_type is int:
-        if len(raw) > 40:
-            raise _BadValueError(f"{shown} is too long to be a whole number")
-        try:
-            value = int(raw, 10)
-        except ValueError:
-            try:
-                value = int(raw, 0)  # 0x76, 0o17, 0b101
-            except ValueError:
-                raise _BadValueError(f"{shown} is not a whole number") from None
-        if abs(value) > _INT_LIMIT:
-            raise _BadValueError(f"{shown} is too large")
-        return value
-    if base_type is float:
-        try:
-            number = float(raw)
-        except ValueError:
-            raise _BadValueError(f"{shown} is not a number") from None
-        if not math.isfinite(number):
-            raise _BadValueError(f"{shown} is not a finite number")
-        return number
-    if base_type is str:
-        return raw
-    try:
-        return base_type(raw)
-    except Exception:
-        kind = getattr(base_type, "__name__", "value")
-        raise _BadValueError(f"{shown} is not a valid {kind}") from None
-
-
-def _check(rule: Any, value: Any, key_name: str, raw: str) -> Any:
-    shown = _show(key_name, raw)
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and (
-            (rule.min is not None and value < rule.min)
-            or (rule.above is not None and value <= rule.above)
-            or (rule.max is not None and value > rule.max)):
-            raise _BadValueError(f"{shown} is out of range ({_range_text(rule)})")
-    if rule.choices is not None:
-        matches = [c for c in rule.choices if c.lower() == str(value).lower()]
-        if not matches:
-            raise _BadValueError(f"{shown} is not one of {', '.join(rule.choices)}")
-        value = matches[0] if isinstance(value, str) else value
-    if (rule.pattern is not None and isinstance(value, str)
-            and not re.fullmatch(rule.pattern, value)):
-        allowed = rule.pattern_help or f"text matching {rule.pattern}"
-        raise _BadValueError(f"{shown} is not valid (allowed: {allowed})")
-    return value
-
-
-def _range_text(rule: Any) -> str:
-    def num(x: float) -> str:
-        return f"{x:g}" if isinstance(x, float) else str(x)
-
-    if rule.min is not None and rule.max is not None:
-        return f"must be {num(rule.min)}..{num(rule.max)}"
-    parts = []
-    if rule.min is not None:
-        parts.append(f"at least {num(rule.min)}")
-    if rule.above is not None:
-        parts.append(f"above {num(rule.above)}")
-    if rule.max is not None:
-        parts.append(f"at most {num(rule.max)}")
-    return "must be " + " and ".join(parts)
 
 
 def _password(mqtt: MqttConfig, env: Mapping[str, str],

@@ -577,7 +577,8 @@ def test_sensor_records(tmp_path: Path, fake_types: None) -> None:
 
 
 def test_annotations_read_as_text() -> None:
-    base_type = config_module._base_type
+    from pihub.schema import base_type
+
     assert base_type("float | None") == (float, True)
     assert base_type("int") == (int, False)
     assert base_type("Optional[bool]") == (bool, True)
@@ -712,7 +713,7 @@ def test_fuzz_helpers_can_fail(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(path: Path, out: Any) -> Any:
         raise KeyError("boom")
 
-    monkeypatch.setattr(config_module, "_read_ini", broken)
+    monkeypatch.setattr(config_module, "read_ini", broken)
     with pytest.raises(KeyError):
         _load_anything(b"[hub]\n")
 
