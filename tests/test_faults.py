@@ -225,6 +225,7 @@ def test_batches_larger_than_the_broker_takes_are_split_not_lost(
     packs = [m for m in sub.snapshot() if m.topic == "pihub/testhub/readings"]
     print(f"{limit} 1500: {len(delivered)} readings in {len(packs)} packs, the largest "
           f"{max(len(m.payload) for m in packs)} bytes, "
+          f"{hub.log().count('lost the connection')} connections lost, "
           f"{len(set(range(start, end)) - delivered)} not yet sent (kept in the spool)")
     assert all(len(m.payload) <= 1500 for m in packs)
     with Spool(state / "spool.db", hub_id="testhub", max_bytes=1 << 26) as spool:
@@ -249,7 +250,9 @@ topic read pihub/#
                 health = [m for m in messages if m.topic == "pihub/testhub/health"]
                 return bool(health) and json.loads(health[-1].payload)["refused_batches"] > 0
 
+            began = time.monotonic()
             messages = sub.wait_for(refused, timeout=30)
+            print(f"ACL denial: shown in health {time.monotonic() - began:.1f} s after the hub was up")
             health = last_json(messages, "pihub/testhub/health")
             assert "authorized" in str(health["refused_reason"]).lower()
             hub.signal(SIGTERM)
