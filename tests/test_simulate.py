@@ -2,71 +2,27 @@
 
 from __future__ import annotations
 
+import re
 from collections import defaultdict
 from pathlib import Path
 
 import pytest
 
+from pihub.demo import SENSORS
 from pihub.readings import Value
 from pihub.senml import decode_pack
 from tests.broker import Mosquitto
 from tests.hubproc import SIGTERM, HubProcess, hub_config
 from tests.subscriber import Message, Subscriber
 
-EVERY_TYPE = """
-[sensor:door]
-type = digital
-pin = GPIO17
-interval = 0.2
+#: The demo's hub — one sensor of every type — polled five times a second.
+EVERY_TYPE = re.sub(r"interval = \d+", "interval = 0.2", SENSORS)
 
-[sensor:motion]
-type = motion
-pin = GPIO27
-interval = 0.2
-
-[sensor:light]
-type = light
-pin = GPIO4
-interval = 0.2
-
-[sensor:distance]
-type = distance
-echo = GPIO24
-trigger = GPIO23
-interval = 0.2
-
-[sensor:soil]
-type = analog
-chip = mcp3008
-channel = 0
-interval = 0.2
-
-[sensor:cpu]
-type = cpu_temperature
-interval = 0.2
-
-[sensor:load]
-type = load_average
-interval = 0.2
-
-[sensor:disk]
-type = disk_usage
-interval = 0.2
-
-[sensor:attic]
-type = ds18b20
-device = 28-00000a1b2c3d
-interval = 0.2
-
-[sensor:climate]
-type = bme280
-interval = 0.2
-"""
 
 #: record → (unit, lowest plausible, highest plausible)
 PLAUSIBLE: dict[str, tuple[str | None, float, float]] = {
-    "light": ("/", 0.0, 1.0),
-    "distance": ("m", 0.0, 1.0),
+    "daylight": ("/", 0.0, 1.0),
+    "water_level": ("m", 0.0, 1.0),
     "soil": ("V", 0.0, 3.3),
     "cpu": ("Cel", 20.0, 90.0),
     "load": (None, 0.0, 16.0),
@@ -76,7 +32,7 @@ PLAUSIBLE: dict[str, tuple[str | None, float, float]] = {
     "climate/humidity": ("%RH", 0.0, 100.0),
     "climate/pressure": ("Pa", 90000.0, 110000.0),
 }
-SWITCHES = ("door", "motion")
+SWITCHES = ("door", "hallway_motion")
 
 
 def values(messages: list[Message]) -> dict[str, list[tuple[Value, str | None]]]:
