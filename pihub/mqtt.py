@@ -363,7 +363,10 @@ class MqttLink:
 
     def _on_socket_error(self, exc: OSError) -> None:
         with self._guard("on_socket_error"):
-            self._failed(describe_os_error(exc))
+            why = describe_os_error(exc)
+            if self.config.mqtt.tls and isinstance(exc, ConnectionResetError):
+                why += " (is this a plain-text port? tls = true needs the broker's TLS listener)"
+            self._failed(why)
         self._notify()
 
     def _on_connect(
@@ -464,8 +467,16 @@ class MqttLink:
                 flaps = self._flaps
         if self._stopping:
             return
-        if refused or not was_connected:
-            # After a refused CONNACK paho also reports a disconnect; the refusal said why.
+        if refused:
+            return  # after a refused CONNACK paho also reports a disconnect; that said why
+        if not was_connected:
+            # The broker closed the connection before any CONNACK: a TLS handshake it did
+            # not like (no client certificate) or a connect it would not even answer.
+            why = describe_reason(reason, from_broker=from_broker)
+            if why == "connection lost":
+                hint = "TLS client certificate?" if self.config.mqtt.tls else "an MQTT port?"
+                why = f"the broker closed the connection before accepting it ({hint})"
+            self._failed(why)
             return
         why = describe_reason(reason, from_broker=from_broker)
         with self._lock:

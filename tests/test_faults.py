@@ -252,7 +252,7 @@ topic read pihub/#
 
             began = time.monotonic()
             messages = sub.wait_for(refused, timeout=30)
-            print(f"ACL denial: shown in health {time.monotonic() - began:.1f} s after the hub was up")
+            print(f"ACL denial: in health {time.monotonic() - began:.1f} s after the hub started")
             health = last_json(messages, "pihub/testhub/health")
             assert "authorized" in str(health["refused_reason"]).lower()
             hub.signal(SIGTERM)

@@ -149,8 +149,6 @@ keyfile = {tmp_path / "client.key"}
         assert not anonymous.connected
 
 
-@pytest.mark.xfail(strict=True, reason="mqtt.py ignores a connection the broker closes "
-                   "before CONNACK: no last_error, no log line (lead's file)")
 @pytest.mark.timeout(30)
 def test_a_missing_client_certificate_is_reported(
         tmp_path: Path, client_cert_broker: tuple[trustme.CA, Path, Mosquitto]) -> None:
