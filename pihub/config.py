@@ -56,6 +56,10 @@ SENSOR_PREFIX = "sensor:"
 SYSTEM_CONFIG = Path("/etc/pihub/config.ini")
 #: systemd ``LoadCredential=mqtt_password:…`` puts the password here.
 CREDENTIAL_NAME = "mqtt_password"
+KEY_CREDENTIAL_NAME = "mqtt_key"
+#: Where deploy/pihub.service's LoadCredential=NAME:pihub.NAME finds its files; read
+#: directly when not under systemd (root's `pihub check` sees what the service will).
+CREDSTORE = Path("/etc/credstore")
 PASSWORD_ENV = "PIHUB_MQTT_PASSWORD"
 #: Keys of a sensor's ``Options`` that name a GPIO pin; two sensors may not share one.
 PIN_KEYS = ("pin", "echo", "trigger")
@@ -191,7 +195,10 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
 
     The MQTT password comes from, in this order: ``[mqtt] password_file`` (one trailing
     newline stripped), ``$CREDENTIALS_DIRECTORY/mqtt_password`` when that variable is set
-    and the file exists (systemd ``LoadCredential=``), then ``$PIHUB_MQTT_PASSWORD``.
+    and the file exists (systemd ``LoadCredential=``; outside systemd,
+    ``/etc/credstore/pihub.mqtt_password`` if readable), then ``$PIHUB_MQTT_PASSWORD``.
+    A client ``certfile`` with no ``keyfile`` takes its key from the credential
+    ``mqtt_key`` the same way.
     ``environ`` defaults to :data:`os.environ`. TLS client auth needs both ``certfile`` and
     ``keyfile`` (a combined PEM file can be given as both).
     """
@@ -222,6 +229,7 @@ def load_config(path: Path | str, *, environ: Mapping[str, str] | None = None) -
     password, source = None, None
     if parsed.get("mqtt") is not None:
         password, source = _password(parsed["mqtt"], env, out)
+        parsed["mqtt"] = _key_from_credential(parsed["mqtt"], env)
         _check_tls(parsed["mqtt"], out)
     if all(parsed.get(name) is not None for name in ("hub", "batch", "spool")):
         _check_batch(parsed["hub"], parsed["batch"], parsed["spool"], out)
@@ -399,10 +407,10 @@ def _password(mqtt: MqttConfig, env: Mapping[str, str],
     if mqtt.password_file:
         source = "password_file"
         password = _read_secret(Path(mqtt.password_file), source, out)
-    elif env.get("CREDENTIALS_DIRECTORY"):
-        cred = Path(env["CREDENTIALS_DIRECTORY"]) / CREDENTIAL_NAME
-        if cred.is_file():
-            source = f"$CREDENTIALS_DIRECTORY/{CREDENTIAL_NAME}"
+    else:
+        found = _credential(CREDENTIAL_NAME, env)
+        if found is not None:
+            cred, source = found
             password = _read_secret(cred, source, out)
     if source is None and env.get(PASSWORD_ENV):
         password, source = env[PASSWORD_ENV], f"${PASSWORD_ENV}"
@@ -429,6 +437,27 @@ def _read_secret(path: Path, what: str, out: _Problems) -> str | None:
     return text
 
 
+def _credential(name: str, env: Mapping[str, str]) -> tuple[Path, str] | None:
+    """A systemd credential: ``$CREDENTIALS_DIRECTORY/NAME`` inside the service, else
+    ``/etc/credstore/pihub.NAME`` where the unit takes it from (readable by root only)."""
+    if env.get("CREDENTIALS_DIRECTORY"):
+        path = Path(env["CREDENTIALS_DIRECTORY"]) / name
+        return (path, f"$CREDENTIALS_DIRECTORY/{name}") if path.is_file() else None
+    path = CREDSTORE / f"pihub.{name}"
+    try:
+        return (path, str(path)) if path.is_file() and os.access(path, os.R_OK) else None
+    except OSError:
+        return None
+
+
+def _key_from_credential(mqtt: MqttConfig, env: Mapping[str, str]) -> MqttConfig:
+    """A client certificate with no keyfile takes its key from the credential mqtt_key."""
+    if not (mqtt.tls and mqtt.certfile) or mqtt.keyfile:
+        return mqtt
+    found = _credential(KEY_CREDENTIAL_NAME, env)
+    return mqtt if found is None else dataclasses.replace(mqtt, keyfile=str(found[0]))
+
+
 def _check_tls(mqtt: MqttConfig, out: _Problems) -> None:
     files = {"ca_certs": mqtt.ca_certs, "certfile": mqtt.certfile, "keyfile": mqtt.keyfile}
     for name, value in files.items():
@@ -445,7 +474,8 @@ def _check_tls(mqtt: MqttConfig, out: _Problems) -> None:
     if bool(mqtt.certfile) != bool(mqtt.keyfile):
         missing = "keyfile" if mqtt.certfile else "certfile"
         out.add("mqtt", missing, "certfile and keyfile go together: set both (the same file "
-                "if it holds both) or neither")
+                "if it holds both) or neither; under systemd the key can also come from the "
+                f"credential {KEY_CREDENTIAL_NAME} (/etc/credstore/pihub.{KEY_CREDENTIAL_NAME})")
 
 
 def _check_batch(hub: HubConfig, batch: BatchConfig, spool: SpoolConfig, out: _Problems) -> None:

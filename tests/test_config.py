@@ -139,6 +139,14 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+@pytest.fixture(autouse=True)
+def no_credstore(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This machine's /etc/credstore (if any) must not leak into the tests."""
+    store = tmp_path / "credstore"
+    monkeypatch.setattr(config_module, "CREDSTORE", store)
+    return store
+
+
 def write(tmp_path: Path, text: str, name: str = "config.ini") -> Path:
     """Write the file; return its path relative to the current directory, as a user gives it."""
     path = tmp_path / name
@@ -533,6 +541,30 @@ def test_tls_files_with_tls_off(tmp_path: Path, fake_types: None) -> None:
     (tmp_path / "ca.pem").write_text("x")
     line = one_problem(tmp_path, "[mqtt]\nca_certs = ca.pem\n")
     assert line == "config.ini: [mqtt] ca_certs: is set but tls = false; set tls = true"
+
+
+def test_a_client_key_from_the_credential_mqtt_key(tmp_path: Path, fake_types: None,
+                                                    no_credstore: Path) -> None:
+    (tmp_path / "c.pem").write_text("x")
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "mqtt_key").write_text("key")
+    text = "[mqtt]\ntls = on\ncertfile = c.pem\n"
+    config = load(write(tmp_path, text), {"CREDENTIALS_DIRECTORY": str(creds)})
+    assert config.mqtt.keyfile == str(creds / "mqtt_key")
+    # Outside the service, root's shell reads the file the unit would load.
+    no_credstore.mkdir()
+    (no_credstore / "pihub.mqtt_key").write_text("key")
+    assert load(write(tmp_path, text)).mqtt.keyfile == str(no_credstore / "pihub.mqtt_key")
+
+
+def test_the_password_from_the_credstore_outside_systemd(tmp_path: Path, fake_types: None,
+                                                         no_credstore: Path) -> None:
+    no_credstore.mkdir()
+    (no_credstore / "pihub.mqtt_password").write_text("stored\n")
+    config = load(write(tmp_path, "[mqtt]\nusername = u\n"))
+    assert (config.password, config.password_source) == (
+        "stored", str(no_credstore / "pihub.mqtt_password"))
 
 
 def test_certfile_needs_keyfile(tmp_path: Path, fake_types: None) -> None:
