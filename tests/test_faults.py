@@ -111,8 +111,9 @@ def test_a_flapping_broker_loses_nothing_and_leaks_nothing(
                 restarts += 1
                 pause.wait(2.0)  # the fault's own rhythm, not a wait for a result
             # Settled: connected again and the backlog drained.
-            settled = len(sub.snapshot())
-            sub.wait_for_message("pihub/testhub/status", b"online", after=settled, timeout=30)
+            sub.wait_for(lambda ms: [m.payload for m in ms
+                                     if m.topic == "pihub/testhub/status"][-1:] == [b"online"],
+                         timeout=30)
             wait_until(lambda: spooled(state) < 200, 30, what="the backlog to drain")
             after = process_stats(hub.process.pid)
             hub.signal(SIGTERM)
