@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import logging
 import sys
+import threading
 from collections.abc import Callable, Sequence
 
 from pihub import __version__
@@ -90,6 +91,15 @@ def setup_logging(level: str) -> None:
     # user wants them too, so keep a short one.
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    threading.excepthook = _log_thread_crash
+
+
+def _log_thread_crash(args: threading.ExceptHookArgs) -> None:
+    """A thread that is not ours (gpiozero's, paho's) dying goes to the log too, with its
+    traceback, instead of a bare print on stderr the journal may split."""
+    name = args.thread.name if args.thread is not None else "?"
+    log.critical("uncaught exception in thread %s", name,
+                 exc_info=args.exc_value if args.exc_value is not None else True)
 
 
 def _load(args: argparse.Namespace) -> Config:
