@@ -36,12 +36,13 @@ interval = 0.5
 
 
 def hub_config(port: int, state_dir: Path, *, hub_id: str = "testhub", sensors: str = FAST_SENSORS,
-               extra_hub: str = "", mqtt: str = "", batch: str = "max_latency = 0.05") -> str:
+               extra_hub: str = "", mqtt: str = "", batch: str = "max_latency = 0.05",
+               shutdown_timeout: float = 5) -> str:
     return f"""[hub]
 id = {hub_id}
 state_dir = {state_dir}
 simulate = true
-shutdown_timeout = 5
+shutdown_timeout = {shutdown_timeout}
 {extra_hub}
 
 [mqtt]

@@ -35,7 +35,9 @@ def hub_factory(tmp_path: Path) -> Iterator[list[Hub]]:
 def start_hub(hubs: list[Hub], tmp_path: Path, port: int, sensors: str = FAST_SENSORS,
               extra_hub: str = "") -> Hub:
     path = tmp_path / "config.ini"
-    path.write_text(hub_config(port, tmp_path / "state", sensors=sensors, extra_hub=extra_hub))
+    # A short shutdown: these hubs mostly stop with their broker away.
+    path.write_text(hub_config(port, tmp_path / "state", sensors=sensors, extra_hub=extra_hub,
+                               shutdown_timeout=1))
     hub = Hub(load_config(path))
     hubs.append(hub)
     hub.start()

@@ -20,7 +20,6 @@ from tests.broker import Mosquitto
 from tests.hubproc import (
     SIGTERM,
     HubProcess,
-    durable_broker,
     durable_subscriber,
     first_seq,
     hub_config,
@@ -28,8 +27,6 @@ from tests.hubproc import (
     seqs,
 )
 from tests.test_faults import process_stats
-
-__all__ = ["durable_broker"]
 
 SECONDS = float(os.environ.get("PIHUB_SOAK_SECONDS", "600"))
 WARM_UP = 60.0
