@@ -1,4 +1,4 @@
-"""The soak: 20 sensors, >= 1,000 readings/s, the broker restarted every 30 s.
+"""The soak: 20 sensors, over 1,000 readings/s, the broker restarted every 30 s.
 
 Not part of the default run (it takes 10 minutes). Run it with::
 
@@ -34,8 +34,8 @@ RESTART_EVERY = 30.0
 SENSORS = "".join(f"""
 [sensor:s{i:02d}]
 type = {"cpu_temperature" if i % 2 else "load_average"}
-interval = 0.02
-""" for i in range(20))
+interval = 0.018
+""" for i in range(20))  # 1,111 readings/s nominal: a skipped poll must not sink us below 1,000
 
 
 @pytest.mark.slow
