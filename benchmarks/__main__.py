@@ -24,7 +24,8 @@ SIZES = {"smoke": SMOKE, "default": DEFAULT, "full": FULL}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+                                     description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--size", choices=list(SIZES), default="full")
     parser.add_argument("--only", default=",".join(SCENARIOS),
                         help=f"comma-separated, of: {', '.join(SCENARIOS)}")

@@ -225,21 +225,21 @@ def popen(args: list[str], **kwargs: Any) -> subprocess.Popen[bytes]:
 
 def machine() -> dict[str, Any]:
     cpu = "?"
-    try:
-        for line in open("/proc/cpuinfo"):
+    with open("/proc/cpuinfo") as f:
+        for line in f:
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
-    except OSError:
-        pass
     mem_kib = 0
-    for line in open("/proc/meminfo"):
-        if line.startswith("MemTotal:"):
-            mem_kib = int(line.split()[1])
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
     try:
         from pihub.localbroker import find_mosquitto
 
-        out = subprocess.run([find_mosquitto(), "-h"], capture_output=True, text=True).stdout
+        out = subprocess.run([find_mosquitto(), "-h"], capture_output=True, text=True,
+                             check=False).stdout
         m = re.search(r"mosquitto version (\S+)", out)
         mosq = m.group(1) if m else "?"
     except Exception:

@@ -46,7 +46,8 @@ def python() -> str | None:
 
 def version(interpreter: str) -> str:
     out = subprocess.run([interpreter, "-c", "import importlib.metadata as m;"
-                          "print(m.version('mqtt-io'))"], capture_output=True, text=True)
+                          "print(m.version('mqtt-io'))"], capture_output=True, text=True,
+                         check=False)
     return out.stdout.strip() or out.stderr.strip().splitlines()[-1]
 
 

@@ -58,9 +58,9 @@ class Size:
     mqttio: bool
 
 
-SMOKE = Size("smoke", window=1.5, warmup=0.5, edges=30, idle=1.5, scale_sensors=100,
-             scale_window=1.5, schedule=1.5, backlog=5000, growth_window=1.0,
-             growth_sensors=(1, 10), growth_rates=(10, 100), startstop_runs=1, mqttio=False)
+SMOKE = Size("smoke", window=1.0, warmup=0.5, edges=30, idle=1.0, scale_sensors=100,
+             scale_window=1.0, schedule=1.5, backlog=5000, growth_window=1.0,
+             growth_sensors=(1, 10), growth_rates=(100,), startstop_runs=1, mqttio=False)
 DEFAULT = Size("default", window=15, warmup=3, edges=1000, idle=60, scale_sensors=4000,
                scale_window=60, schedule=60, backlog=1_000_000, growth_window=10,
                growth_sensors=(1, 10, 100, 1000), growth_rates=(10, 100, 1000, 10000),
@@ -158,9 +158,9 @@ def throughput(size: Size) -> Result:
     result.row("readings/s confirmed at the subscriber", _fmt(rate),
                f"(a) naive {_fmt(naive['rate'])}; (b) ceiling {_fmt(ceiling['rate'])}",
                "≥ 100,000", rate >= 100_000)
-    result.row("× naive (a)", f"{rate / max(naive['rate'], 1):.1f}×", "", "≥ 10×",
+    result.row("x naive (a)", f"{rate / max(naive['rate'], 1):.1f}x", "", "≥ 10x",
                rate >= 10 * naive["rate"])
-    result.row("× ceiling (b)", f"{rate / max(ceiling['rate'], 1):.2f}×", "", "≥ 0.5×",
+    result.row("x ceiling (b)", f"{rate / max(ceiling['rate'], 1):.2f}x", "", "≥ 0.5x",
                rate >= 0.5 * ceiling["rate"])
     result.row("CPU µs per reading (hub process)", _fmt(hub["cpu_us_per_reading"], 1),
                f"(a) {_fmt(naive['cpu_us_per_reading'], 1)}; "
@@ -441,7 +441,7 @@ def schedule(size: Size) -> Result:
     result.row(f"deviation from the grid, p99 / max ({len(times)} polls at 10 Hz, "
                f"{size.schedule / 60:.1f} min)", f"{p99:.3f} / {top:.3f} ms", "", "p99 ≤ 1 ms",
                p99 <= 1.0)
-    result.row("drift (median deviation, last tenth − first tenth)", f"{drift:+.3f} ms", "",
+    result.row("drift (median deviation, last tenth - first tenth)", f"{drift:+.3f} ms", "",
                "no drift", abs(drift) < 0.5)
     return result
 
