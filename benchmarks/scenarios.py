@@ -386,6 +386,7 @@ def scale(size: Size) -> Result:
     result.details = {"pihub": pihub, "mqtt_io": peer}
     peer_text = "not run" if peer is None else (peer.get("error") or (
         f"mqtt-io {_fmt(peer['rate'])}/s, lost {peer['lost_percent']:.1f} %, "
+        f"first reading {peer['first_reading_s']:.1f} s after start, "
         f"RSS {peer['peak_rss_mib']:.0f} MiB"))
     expected = float(n)
     result.row(f"readings/s delivered ({n} sensors at 1 Hz, {size.scale_window:.0f} s)",
