@@ -130,7 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_watch(args: argparse.Namespace) -> int:
-    from pihub.watch import Source
+    from pihub.board import Source
     from pihub.watch import main as watch_main
 
     if args.config is None and (args.host is not None or args.port is not None):
@@ -144,8 +144,8 @@ def cmd_watch(args: argparse.Namespace) -> int:
 
 
 def cmd_dashboard(args: argparse.Namespace) -> int:
+    from pihub.board import Source
     from pihub.dashboard import main as dashboard_main
-    from pihub.watch import Source
 
     config = _load(args)
     return dashboard_main(Source(config.mqtt, config.password), port=args.port, bind=args.bind)

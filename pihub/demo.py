@@ -21,10 +21,10 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from pihub.board import Source
 from pihub.config import load_config
 from pihub.dashboard.server import Dashboard, DashboardError
 from pihub.localbroker import LOOPBACK, LocalBroker, die_with_parent
-from pihub.watch import Source
 
 log = logging.getLogger("pihub.demo")
 

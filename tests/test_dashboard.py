@@ -24,11 +24,11 @@ import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
+from pihub.board import Source
 from pihub.config import MqttConfig
 from pihub.dashboard import Dashboard
 from pihub.readings import Reading
 from pihub.senml import encode_pack
-from pihub.watch import Source
 from tests.broker import Mosquitto, free_port
 from tests.hubproc import HubProcess, hub_config
 from tests.waiting import wait_until

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
+from pihub.board import Board, History, Listener, Source
 from pihub.readings import Reading
 from pihub.senml import encode_pack
-from pihub.watch import Board, History, Listener, Source, render_rich, render_text, sparkline
+from pihub.watch import render_rich, render_text, sparkline
 from tests.broker import Mosquitto, free_port, make_broker
 from tests.hubproc import HubProcess, hub_config
 from tests.subscriber import Subscriber

@@ -19,8 +19,9 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 from rich.console import Console
 
+from pihub.board import Board, Listener, Source
 from pihub.config import MqttConfig
-from pihub.watch import Board, Listener, Source, render_rich
+from pihub.watch import render_rich
 
 HERE = Path(__file__).resolve().parent
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

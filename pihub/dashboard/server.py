@@ -20,8 +20,8 @@ from importlib import resources
 from types import FrameType
 from typing import Any
 
+from pihub.board import Board, Listener, Source
 from pihub.errors import PihubError
-from pihub.watch import Board, Listener, Source
 
 log = logging.getLogger("pihub.dashboard")
 
