@@ -16,8 +16,11 @@ OK = "ok"
 FAILING = "failing"
 STALE = "stale"
 
-#: A sensor with no good reading for this many intervals is stale (e.g. a read that hangs).
+#: A sensor with no good reading for this many intervals is stale (e.g. a read that hangs)…
 STALE_INTERVALS = 3
+#: …and never sooner than this: a sensor polled every millisecond would otherwise flip
+#: between ok and stale on every hiccup of the scheduler.
+STALE_AFTER_AT_LEAST = 2.0
 
 
 class SensorHealth:
@@ -52,7 +55,8 @@ class SensorHealth:
         if self.failing:
             return FAILING
         since = self.last_reading if self.last_reading is not None else self.started
-        return STALE if now - since > STALE_INTERVALS * self.interval else OK
+        limit = max(STALE_INTERVALS * self.interval, STALE_AFTER_AT_LEAST)
+        return STALE if now - since > limit else OK
 
     def as_dict(self, now: float) -> dict[str, Any]:
         age = None if self.last_reading is None else round(now - self.last_reading, 3)

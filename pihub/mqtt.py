@@ -83,6 +83,13 @@ class _Client(mqtt.Client):
             raise
 
 
+def _no_delay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
+    """No Nagle: an edge's batch and its retained value are small writes in a row, and
+    the second would wait for the broker's delayed ACK (40 ms) of the first."""
+    with contextlib.suppress(OSError, AttributeError):
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 def describe_os_error(exc: OSError) -> str:
     """Human words for a failed TCP/TLS connect, e.g. ``connection refused``."""
     if isinstance(exc, ssl.SSLCertVerificationError):
@@ -188,6 +195,7 @@ class MqttLink:
         client.will_set(self.topics.status, "offline", qos=1, retain=True)
         client.reconnect_delay_set(min_delay=MIN_DELAY, max_delay=MAX_DELAY)
         client.on_connect = self._on_connect
+        client.on_socket_open = _no_delay
         client.on_disconnect = self._on_disconnect
         client.on_publish = self._on_publish
         client.on_socket_error = self._on_socket_error

@@ -36,6 +36,8 @@ log = logging.getLogger("pihub.publisher")
 HEALTH_EVERY = 15.0
 #: The thread wakes at least this often, to notice sensors going stale.
 TICK = 1.0
+#: A record's retained latest value is published at most this often (edges at once).
+STATE_EVERY = 1.0
 #: A batch the broker refused is offered again after this long (or after a reconnect).
 RETRY_REFUSED_AFTER = 60.0
 #: After this many refusals in a row with no success in between, the broker is refusing
@@ -132,6 +134,7 @@ class Publisher(StoppableThread):
         self._health_due = 0.0
         self._sensor_states: dict[str, str] = {}  # as last published
         self._logged_states: dict[str, str] = {}  # as last logged (also while offline)
+        self._state_sent: dict[str, float] = {}  # record -> when its retained value went
         self._refusals = RateLimitedLog(log)
         self._refusal_streak = 0
         self._paused_until = 0.0
@@ -332,13 +335,21 @@ class Publisher(StoppableThread):
         if not link.connected:
             return
         resend_all = link.connect_count != self._state_connect_count
+        now = time.monotonic()
+        sent = self._state_sent
         with self._cond:
-            names = list(self._latest) if resend_all else list(self._latest_dirty)
-            self._latest_dirty.clear()
+            if resend_all:
+                names = list(self._latest)
+            else:
+                # A retained value is a dashboard's, not a data stream: at most one a
+                # second per record (the readings carry every value), edges at once.
+                names = [name for name in self._latest_dirty if self._latest[name].edge
+                         or now - sent.get(name, -STATE_EVERY) >= STATE_EVERY]
+            self._latest_dirty.difference_update(names)
             values = [self._latest[name] for name in names]
         for reading in values:
             link.publish_state(self._topics.sensor(reading.name), format_value(reading.value))
-        now = time.monotonic()
+            sent[reading.name] = now
         if (resend_all or now >= self._health_due or self._health.changed.is_set()
                 or states != self._sensor_states):
             self._health.changed.clear()

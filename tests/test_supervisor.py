@@ -87,8 +87,8 @@ interval = 0.1
                 for message in reversed(messages):
                     if message.topic == "pihub/testhub/health":
                         sensors = json.loads(message.payload)["sensors"]
-                        return bool(sensors["stuck"]["state"] == "stale"
-                                    and sensors["cpu"]["state"] == "ok")
+                        return bool(sensors.get("stuck", {}).get("state") == "stale"
+                                    and sensors.get("cpu", {}).get("state") == "ok")
                 return False
 
             sub.wait_for(stale_in_health, timeout=15)
