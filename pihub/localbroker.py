@@ -108,8 +108,12 @@ class LocalBroker:
         return self.process is not None and self.process.poll() is None
 
     def start(self, timeout: float = 10.0) -> None:
-        """Start mosquitto and wait until its port accepts connections."""
+        """Write the config file, start mosquitto and wait until its port accepts connections."""
         self.config_path.write_text(self.config_text())
+        self.launch(timeout)
+
+    def launch(self, timeout: float = 10.0) -> None:
+        """Start mosquitto on the config file as it is now; wait until it listens."""
         self.process = subprocess.Popen(
             [find_mosquitto(), "-c", str(self.config_path)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

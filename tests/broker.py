@@ -11,32 +11,21 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 
 import pytest
 
+from pihub.localbroker import LOOPBACK, BrokerError, LocalBroker, free_port
 from tests.subscriber import Subscriber
 
 __all__ = ["Mosquitto", "TlsFiles", "broker", "free_port", "make_broker", "subscriber"]
 
-MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
 START_TIMEOUT = 10.0
 STOP_TIMEOUT = 5.0
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class TlsFiles:
@@ -55,8 +44,13 @@ class TlsFiles:
         server.private_key_pem.write_to_path(str(self.key_file))
 
 
-class Mosquitto:
-    """One mosquitto process on a loopback port that stays the same across restarts."""
+class Mosquitto(LocalBroker):
+    """One mosquitto process on a loopback port that stays the same across restarts.
+
+    A :class:`pihub.localbroker.LocalBroker` (the demo's) with what tests need besides:
+    a password file, an ACL, TLS, extra lines, and a config file written at once, so a
+    test may add to :attr:`conf_file` before :meth:`start`.
+    """
 
     def __init__(
         self,
@@ -66,16 +60,15 @@ class Mosquitto:
         extra: Sequence[str] = (),
         tls: bool = False,
     ) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="pihub-mosquitto-"))
-        self.port = free_port()
-        self.host = "127.0.0.1"
-        self.log_file = self.dir / "mosquitto.log"
-        self.conf_file = self.dir / "mosquitto.conf"
+        super().__init__(workdir=Path(tempfile.mkdtemp(prefix="pihub-mosquitto-")))
+        self._own_dir = True
+        self.host = LOOPBACK
+        self.log_file = self.log_path
+        self.conf_file = self.config_path
         self.tls: TlsFiles | None = TlsFiles(self.dir) if tls else None
-        self.process: subprocess.Popen[bytes] | None = None
         self.paused = False
         lines = [
-            f"listener {self.port} 127.0.0.1",
+            f"listener {self.port} {LOOPBACK}",
             "persistence false",
             "max_queued_messages 0",
             "user root",
@@ -109,61 +102,32 @@ class Mosquitto:
 
     def __repr__(self) -> str:
         state = "stopped" if not self.running else ("paused" if self.paused else "running")
-        return f"<Mosquitto 127.0.0.1:{self.port} {state}>"
-
-    @property
-    def running(self) -> bool:
-        return self.process is not None and self.process.poll() is None
+        return f"<Mosquitto {LOOPBACK}:{self.port} {state}>"
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
-        """Start mosquitto and return once its port accepts connections."""
+        """Start mosquitto on :attr:`conf_file` and return once its port accepts connections."""
         if self.running:
             return
-        self.process = subprocess.Popen(
-            [MOSQUITTO, "-c", str(self.conf_file)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
         self.paused = False
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(
-                    f"mosquitto exited with {self.process.returncode} on start\n{self.log()}"
-                )
-            with contextlib.suppress(OSError), socket.create_connection(
-                (self.host, self.port), timeout=0.5
-            ):
-                return
-            if time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"mosquitto did not listen within {timeout} s\n{self.log()}")
-            # Polling a port has nothing to wait on; a short pause between attempts.
-            time.sleep(0.02)
+        try:
+            self.launch(timeout)
+        except BrokerError as exc:
+            raise RuntimeError(f"{exc}\n{self.log()}") from exc
 
     def stop(self, timeout: float = STOP_TIMEOUT) -> None:
         """SIGTERM (SIGKILL if it will not go) and wait. Idempotent."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            if self.paused:
-                self.resume()
-            self.process.terminate()
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout)
-        self.process = None
+        if self.paused and self.running:
+            self.resume()
+        self.paused = False
+        super().stop(timeout)
 
     def kill(self) -> None:
         """SIGKILL: the broker vanishes without a word to its clients."""
-        if self.process is None:
-            return
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(STOP_TIMEOUT)
-        self.process = None
+        process, self.process = self.process, None
         self.paused = False
+        if process is not None and process.poll() is None:
+            process.kill()
+            process.wait(STOP_TIMEOUT)
 
     def restart(self) -> None:
         """Stop and start again on the same port."""
@@ -187,21 +151,9 @@ class Mosquitto:
         except FileNotFoundError:
             return "(no mosquitto log)"
 
-    def close(self) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
     def __enter__(self) -> Mosquitto:
         self.start()
         return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 @contextlib.contextmanager
