@@ -9,13 +9,13 @@ told there is something to send.
 from __future__ import annotations
 
 import logging
-import queue
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from pihub.errors import SpoolError
 from pihub.health import Health
+from pihub.readingqueue import ReadingQueue
 from pihub.readings import Reading
 from pihub.threads import RateLimitedLog, StoppableThread
 
@@ -34,11 +34,16 @@ END = _Sentinel()
 #: notices ``stopping`` if the sentinel could not be queued).
 IDLE_WAIT = 1.0
 
+#: When readings queue faster than batches commit, up to this many full batches are
+#: committed in one transaction (one fsync), still as one pack each.
+GROUP_COMMIT = 10
+
 
 class Accepts(Protocol):
     """Where batches are committed (:class:`pihub.spool.Spool`)."""
 
-    def append(self, readings: Sequence[Reading]) -> object: ...
+    def append(self, readings: Sequence[Reading], per_pack: int | None = None,
+               ) -> object: ...
 
 
 class Consumer(StoppableThread):
@@ -48,7 +53,7 @@ class Consumer(StoppableThread):
     for the retained latest values and to wake up).
     """
 
-    def __init__(self, source: queue.Queue[object], spool: Accepts, health: Health, *,
+    def __init__(self, source: ReadingQueue, spool: Accepts, health: Health, *,
                  max_readings: int, max_latency: float,
                  committed: Callable[[list[Reading]], None]) -> None:
         super().__init__(name="consumer")
@@ -65,19 +70,20 @@ class Consumer(StoppableThread):
     def loop(self) -> None:
         batch: list[Reading] = []
         deadline = 0.0
-        get = self._source.get
+        take = self._source.take
+        most = self._max_readings
+        limit = most  # this commit's size: a batch, or several when more are waiting
         while True:
             self.beats += 1
-            timeout = max(0.0, deadline - time.monotonic()) if batch else IDLE_WAIT
-            try:
-                first = get(timeout=timeout)
-            except queue.Empty:
-                if batch:
-                    batch = self._flush(batch)
-                elif self.stopping.is_set():
+            if batch:
+                # Sleep until the batch can be filled, an edge comes, or it is due.
+                room = limit - len(batch)
+                items = take(room, room, deadline - time.monotonic())
+            else:
+                items = take(1, limit, IDLE_WAIT)
+                if not items and self.stopping.is_set():
                     return
-                continue
-            for item in self._more(first):
+            for item in items:
                 if item is END:
                     self._flush(batch)
                     return
@@ -85,34 +91,22 @@ class Consumer(StoppableThread):
                 if not batch:
                     deadline = time.monotonic() + self._max_latency
                 batch.append(item)
-                if item.edge or len(batch) >= self._max_readings:
-                    batch = self._flush(batch)
-
-    def _more(self, first: object) -> list[object]:
-        """``first`` and whatever else is already queued, up to a batch's worth, in order.
-
-        Taken under the queue's lock in one go: a ``get()`` per reading costs a lock
-        round-trip and a wake-up of a sensor thread each, which at thousands of readings
-        a second was most of this thread's time (see docs/PERFORMANCE.md).
-        """
-        source = self._source
-        with source.mutex:
-            n = min(source._qsize(), self._max_readings)
-            if not n:
-                return [first]
-            items = [first]
-            take = source._get
-            for _ in range(n):
-                items.append(take())
-            source.not_full.notify(n)
-        return items
+                if item.edge:
+                    batch, limit = self._flush(batch), most
+                elif len(batch) >= limit:
+                    if limit < most * GROUP_COMMIT and self._source.qsize() >= most:
+                        limit += most  # a full batch is waiting: commit it with this one
+                    else:
+                        batch, limit = self._flush(batch), most
+            if batch and time.monotonic() >= deadline:
+                batch, limit = self._flush(batch), most
 
     def _flush(self, batch: list[Reading]) -> list[Reading]:
         """Commit ``batch``; return a fresh, empty one."""
         if not batch:
             return batch
         try:
-            self._spool.append(batch)
+            self._spool.append(batch, self._max_readings)
         except (SpoolError, ValueError) as exc:
             # Not accepted, so never promised: count it and keep going. A SpoolError
             # (disk full) clears by itself when the disk has room again; a ValueError is

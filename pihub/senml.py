@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 import time
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
@@ -101,8 +102,10 @@ def encode_packs(
     readings: Sequence[Reading],
     first_seq: int,
     max_bytes: int | None = None,
+    max_count: int | None = None,
 ) -> list[tuple[int, int, bytes]]:
-    """Like :func:`encode_pack`, split so each payload is at most ``max_bytes``.
+    """Like :func:`encode_pack`, split so each payload is at most ``max_bytes`` and holds
+    at most ``max_count`` records.
 
     Returns ``(first_seq, count, payload)`` per pack, in seq order. Raises
     :class:`SenMLError` when one reading alone does not fit in ``max_bytes``.
@@ -122,9 +125,10 @@ def encode_packs(
             yield _Item(r.name, r.value, time_us, r.unit, seq, r.synced)
             seq += 1
 
-    if max_bytes is None:
+    if max_bytes is None and (max_count is None or len(readings) <= max_count):
         return [(first_seq, len(readings), _encode_all(bn, items()))]
-    return _encode_split(bn, items(), max_bytes)
+    return _encode_split(bn, items(), max_bytes if max_bytes is not None else sys.maxsize,
+                         max_count=max_count)
 
 
 def decode_pack(payload: bytes | str, *, now: float | None = None) -> list[Record]:
@@ -248,6 +252,7 @@ def _encode_all(bn: str, items: Iterable[_Item]) -> bytes:
 
 
 def _encode_split(bn: str, items: Iterable[_Item], max_bytes: int, *,
+                  max_count: int | None = None,
                   oversize_alone: bool = False) -> list[tuple[int, int, bytes]]:
     packs: list[tuple[int, int, bytes]] = []
     parts: list[str] = []
@@ -260,12 +265,13 @@ def _encode_split(bn: str, items: Iterable[_Item], max_bytes: int, *,
 
     for item in items:
         if parts:
-            frag = "{" + _fragment(item, bt_us)
-            n = len(frag) if frag.isascii() else len(_utf8(frag))
-            if size + 1 + n <= max_bytes:  # +1 for the comma
-                parts.append(frag)
-                size += 1 + n
-                continue
+            if len(parts) != max_count:
+                frag = "{" + _fragment(item, bt_us)
+                n = len(frag) if frag.isascii() else len(_utf8(frag))
+                if size + 1 + n <= max_bytes:  # +1 for the comma
+                    parts.append(frag)
+                    size += 1 + n
+                    continue
             flush()
         # A new pack starts here, with this record carrying the base fields.
         bt_us = item.time_us

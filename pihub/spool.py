@@ -344,8 +344,10 @@ class Spool:
 
     # -- the consumer's side ------------------------------------------------------------
 
-    def append(self, readings: Sequence[Reading]) -> list[StoredBatch]:
-        """Accept ``readings``: number them, encode, and commit them in one transaction.
+    def append(self, readings: Sequence[Reading], per_pack: int | None = None,
+               ) -> list[StoredBatch]:
+        """Accept ``readings``: number them, encode, and commit them in one transaction,
+        as packs of at most ``per_pack`` readings (and ``max_batch_bytes``).
 
         Returns the stored batches (those the ``max_bytes`` bound did not drop at once).
         Raises :class:`~pihub.errors.SpoolError` when the database cannot take them (disk
@@ -357,7 +359,7 @@ class Spool:
             return []
         with self._append_lock:
             first = self._next_seq
-            packs = encode_packs(self.hub_id, readings, first, self.max_batch_bytes)
+            packs = encode_packs(self.hub_id, readings, first, self.max_batch_bytes, per_pack)
             rows = [(seq, seq + count - 1, count, payload) for seq, count, payload in packs]
             with self._db_lock:
                 conn = self._connection()

@@ -36,6 +36,7 @@ from pihub.hardware import Hardware, open_hardware
 from pihub.health import FAILING, STALE, STALE_INTERVALS, Health
 from pihub.mqtt import MqttLink
 from pihub.publisher import Publisher
+from pihub.readingqueue import ReadingQueue
 from pihub.readings import Reading, RecordSpec
 from pihub.sampler import SensorThread
 from pihub.sensors import SENSOR_TYPES
@@ -86,24 +87,6 @@ class _Threads:
     publisher: Publisher | None = None
 
 
-class ReadingQueue(queue.Queue[object]):
-    """The queue from the sensor threads to the consumer. A reading put while ``clock``
-    is not synced is marked (``synced=False``) and counted in ``health``: the put comes
-    right after the read, so this is the clock the sensor stamped the reading with."""
-
-    def __init__(self, maxsize: int, clock: Clock, health: Health) -> None:
-        super().__init__(maxsize)
-        self._clock = clock
-        self._health = health
-
-    def _put(self, item: object) -> None:
-        # Runs under the queue's mutex: the counter has a single writer at a time.
-        if not self._clock.synced and isinstance(item, Reading) and item.synced:
-            item = item._replace(synced=False)
-            self._health.unsynced_readings += 1
-        super()._put(item)
-
-
 class Hub:
     """One running hub. Use :meth:`start`, then :meth:`supervise` until asked to stop,
     then :meth:`shutdown`; or all three with :func:`run`.
@@ -120,7 +103,7 @@ class Hub:
         self.health = Health(config.hub.id)
         self.clock = clock if clock is not None else Clock()
         self.health.clock_synced = lambda: self.clock.synced
-        self.queue: queue.Queue[object] = ReadingQueue(config.hub.queue_size, self.clock,
+        self.queue = ReadingQueue(config.hub.queue_size, self.clock,
                                                        self.health)
         self.topics = Topics(config.mqtt.topic_prefix, config.hub.id)
         self.hardware: Hardware | None = None

@@ -11,9 +11,10 @@ import pytest
 from pihub.clock import FLOOR, Clock, kernel_synced, probe_synced
 from pihub.config import load_config
 from pihub.health import Health
+from pihub.readingqueue import ReadingQueue
 from pihub.readings import Reading
 from pihub.senml import decode_pack, encode_pack, split_pack
-from pihub.supervisor import Hub, ReadingQueue
+from pihub.supervisor import Hub
 from tests.broker import Mosquitto
 from tests.hubproc import hub_config
 from tests.subscriber import Message, Subscriber

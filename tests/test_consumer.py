@@ -2,32 +2,36 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Iterator, Sequence
 
 import pytest
 
-from pihub.consumer import END, Consumer
+from pihub.consumer import END, GROUP_COMMIT, Consumer
 from pihub.errors import SpoolError
 from pihub.health import Health
+from pihub.readingqueue import ReadingQueue
 from pihub.readings import Reading
 from tests.waiting import wait_until
 
 
 class FakeSpool:
-    """Records what the consumer commits (the real spool has its own tests)."""
+    """Records what the consumer commits (the real spool has its own tests): the packs
+    in ``batches``, and how many readings each commit (transaction) held."""
 
     def __init__(self) -> None:
         self.batches: list[list[Reading]] = []
+        self.commits: list[int] = []
         self.fail = False
         self.appended = threading.Condition()
 
-    def append(self, readings: Sequence[Reading]) -> object:
+    def append(self, readings: Sequence[Reading], per_pack: int | None = None) -> object:
         if self.fail:
             raise SpoolError("database or disk is full")
+        step = per_pack or len(readings)
         with self.appended:
-            self.batches.append(list(readings))
+            self.batches += [list(readings[i:i + step]) for i in range(0, len(readings), step)]
+            self.commits.append(len(readings))
             self.appended.notify_all()
         return None
 
@@ -42,11 +46,11 @@ def reading(i: int, edge: bool = False) -> Reading:
 
 
 @pytest.fixture
-def rig() -> Iterator[tuple[queue.Queue[object], FakeSpool, Health, list[list[Reading]]]]:
-    yield queue.Queue(), FakeSpool(), Health("h"), []
+def rig() -> Iterator[tuple[ReadingQueue, FakeSpool, Health, list[list[Reading]]]]:
+    yield ReadingQueue(0), FakeSpool(), Health("h"), []
 
 
-def start(q: queue.Queue[object], spool: FakeSpool, health: Health,
+def start(q: ReadingQueue, spool: FakeSpool, health: Health,
           committed: list[list[Reading]], max_readings: int = 3,
           max_latency: float = 3600.0) -> Consumer:
     consumer = Consumer(q, spool, health, max_readings=max_readings, max_latency=max_latency,
@@ -70,7 +74,7 @@ def test_a_full_batch_is_committed_at_once(rig: tuple) -> None:  # type: ignore[
         consumer.join(5)
     assert [len(b) for b in spool.batches] == [3, 3, 1]  # END drains the rest
     assert health.readings == 7
-    assert committed == spool.batches
+    assert [r for b in committed for r in b] == [r for b in spool.batches for r in b]
 
 
 @pytest.mark.timeout(10)
@@ -118,3 +122,34 @@ def test_a_spool_failure_counts_the_batch_as_dropped_and_goes_on(rig: tuple) -> 
         consumer.join(5)
     assert not consumer.is_alive()
     assert health.readings == 2
+
+
+@pytest.mark.timeout(10)
+def test_full_batches_already_waiting_are_committed_together_as_packs(rig: tuple) -> None:  # type: ignore[type-arg]
+    q, spool, health, committed = rig
+    for i in range(3 * GROUP_COMMIT + 5):  # queued before the consumer runs: a backlog
+        q.put(reading(i))
+    q.put(END)
+    consumer = start(q, spool, health, committed, max_readings=3)
+    consumer.join(5)
+    # Every pack still holds a batch (max_readings) in seq order ...
+    assert [len(b) for b in spool.batches] == [3] * (GROUP_COMMIT + 1) + [2]
+    assert [r.value for b in spool.batches for r in b] == list(range(3 * GROUP_COMMIT + 5))
+    # ... but a transaction takes up to GROUP_COMMIT of them: fewer fsyncs in a backlog.
+    assert spool.commits[0] == 3 * GROUP_COMMIT
+    assert max(spool.commits) <= 3 * GROUP_COMMIT
+    assert health.readings == 3 * GROUP_COMMIT + 5
+
+
+@pytest.mark.timeout(10)
+def test_a_full_batch_is_not_held_back_waiting_for_a_group(rig: tuple) -> None:  # type: ignore[type-arg]
+    q, spool, health, committed = rig
+    consumer = start(q, spool, health, committed, max_readings=3)
+    try:
+        for i in range(4):  # one full batch and one reading: nothing to group with
+            q.put(reading(i))
+        assert [len(b) for b in spool.wait_batches(1)] == [3]
+        assert spool.commits == [3]
+    finally:
+        q.put(END)
+        consumer.join(5)
