@@ -9,12 +9,25 @@
 - ``bare``: paho publishes a small QoS 1 message stamped with ``"sent":time.time()``
   every ``period`` seconds: the floor under pihub's edge latency.
 - ``idle``: an empty Python that imports paho and gpiozero, then sleeps.
+- ``sensors``: pihub's own sensor side alone: ``threads`` :class:`pihub.sampler.SensorThread`
+  on ``bench`` sensors feeding a :class:`pihub.readingqueue.ReadingQueue`, and one thread
+  taking batches off it and throwing them away; nothing encoded, stored or sent.
+- ``threads``: the floor under any one-thread-per-sensor design: ``threads`` bare Python
+  threads on the same grid (skip missed slots, one lock wait per poll), each putting
+  one tuple per poll on a ``queue.Queue``, and one thread draining it.
+
+The last two print ``{"rate": readings/s, "cpu_us_per_reading": ...}`` measured over the
+``duration`` after a ``warmup``, from inside the process.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
+import json
+import math
+import queue
 import sys
 import threading
 import time
@@ -119,13 +132,93 @@ def idle(duration: float) -> None:
     threading.Event().wait(duration)
 
 
+def _measure(count: list[int], warmup: float, duration: float) -> None:
+    """Print the rate of ``count[0]`` and the process's CPU per unit over ``duration``."""
+    time.sleep(warmup)
+    n0, c0, t0 = count[0], time.process_time(), time.monotonic()
+    time.sleep(duration)
+    n1, c1, t1 = count[0], time.process_time(), time.monotonic()
+    print(json.dumps({"rate": (n1 - n0) / (t1 - t0),
+                      "cpu_us_per_reading": (c1 - c0) / max(1, n1 - n0) * 1e6}), flush=True)
+
+
+def sensors(threads: int, interval: float, warmup: float, duration: float) -> None:
+    from benchmarks.hubchild import BenchOptions, BenchSensor
+    from pihub.health import Health
+    from pihub.readingqueue import ReadingQueue
+    from pihub.sampler import SensorThread
+
+    health = Health("sensors")
+    q = ReadingQueue(10000)
+    taken = [0]
+    stop = threading.Event()
+
+    def consume() -> None:
+        while not stop.is_set():
+            taken[0] += len(q.take(100, 1000, 0.1))
+
+    workers = [SensorThread(f"s{i}", interval, lambda i=i: BenchSensor(  # type: ignore[misc]
+        f"s{i}", BenchOptions(), None), q, health) for i in range(threads)]
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    for worker in workers:
+        worker.start()
+    _measure(taken, warmup, duration)
+    stop.set()
+    for worker in workers:
+        worker.stop()
+
+
+def bare_threads(threads: int, interval: float, warmup: float, duration: float) -> None:
+    q: queue.Queue[tuple[str, float, float]] = queue.Queue(10000)
+    taken = [0]
+    stop = threading.Event()
+
+    def sensor(name: str) -> None:
+        gate = threading.Lock()
+        gate.acquire()
+        start = time.monotonic()
+        slot = 0
+        value = 0.0
+        while not stop.is_set():
+            value += 0.25
+            with contextlib.suppress(queue.Full):
+                q.put((name, value, time.time()), timeout=interval)
+            now = time.monotonic()
+            slot = max(slot + 1, math.floor((now - start) / interval) + 1)
+            gate.acquire(True, max(0.0, start + slot * interval - now))
+
+    def consume() -> None:
+        while not stop.is_set():
+            try:
+                q.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            with q.mutex:
+                n = len(q.queue)
+                q.queue.clear()
+                q.not_full.notify_all()
+            taken[0] += 1 + n
+
+    workers = [threading.Thread(target=sensor, args=(f"s{i}",), daemon=True)
+               for i in range(threads)]
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    for worker in workers:
+        worker.start()
+    _measure(taken, warmup, duration)
+    stop.set()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="benchmarks.baselines")
-    parser.add_argument("what", choices=["naive", "ceiling", "bare", "idle"])
+    parser.add_argument("what", choices=["naive", "ceiling", "bare", "idle",
+                                               "sensors", "threads"])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--threads", type=int, default=20)
     parser.add_argument("--interval", type=float, default=0.0001)
     parser.add_argument("--duration", type=float, default=10.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--readings", type=int, default=100000)
     parser.add_argument("--per-pack", type=int, default=100)
     parser.add_argument("--max-bytes", type=int, default=65536)
@@ -138,6 +231,10 @@ def main(argv: list[str] | None = None) -> int:
         ceiling(args.port, args.readings, args.per_pack, args.max_bytes)
     elif args.what == "bare":
         bare(args.port, args.count, args.period)
+    elif args.what == "sensors":
+        sensors(args.threads, args.interval, args.warmup, args.duration)
+    elif args.what == "threads":
+        bare_threads(args.threads, args.interval, args.warmup, args.duration)
     else:
         idle(args.duration)
     return 0

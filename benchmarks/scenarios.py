@@ -8,6 +8,7 @@ the raw details kept in the JSON file.
 from __future__ import annotations
 
 import bisect
+import json
 import statistics
 import subprocess
 import sys
@@ -152,7 +153,10 @@ def throughput(size: Size) -> Result:
         ceiling = _ceiling(broker.port, size, wd, hub["rate"])
     finally:
         broker.close()
+    sensors = _in_process_baseline("sensors", size)
+    threads = _in_process_baseline("threads", size)
     result.details = {"hub": hub, "naive": naive, "ceiling": ceiling,
+                      "sensor_side": sensors, "bare_threads": threads,
                       "sensors": THROUGHPUT_SENSORS, "interval": THROUGHPUT_INTERVAL}
     rate = hub["rate"]
     result.row("readings/s confirmed at the subscriber", _fmt(rate),
@@ -166,7 +170,25 @@ def throughput(size: Size) -> Result:
                f"(a) {_fmt(naive['cpu_us_per_reading'], 1)}; "
                f"(b) {_fmt(ceiling['cpu_us_per_reading'], 1)}")
     result.row("accepted readings lost", str(hub["lost"]), "", "0", hub["lost"] == 0)
+    result.row("x the design's floor: its sensor threads alone (c), bare threads (d)",
+               f"{rate / max(sensors['rate'], 1):.2f}x",
+               f"(c) {_fmt(sensors['rate'])}/s, {_fmt(sensors['cpu_us_per_reading'], 1)} µs; "
+               f"(d) {_fmt(threads['rate'])}/s, {_fmt(threads['cpu_us_per_reading'], 1)} µs",
+               "—", None)
     return result
+
+
+def _in_process_baseline(what: str, size: Size) -> dict[str, Any]:
+    """``baselines.py sensors|threads`` on the throughput scenario's sensors: no broker,
+    it measures itself and prints one JSON line."""
+    proc = popen([PYTHON, "-m", "benchmarks.baselines", what, "--threads",
+                  str(THROUGHPUT_SENSORS), "--interval", str(THROUGHPUT_INTERVAL),
+                  "--warmup", str(size.warmup), "--duration", str(size.window)],
+                 stdout=subprocess.PIPE)
+    out, _ = proc.communicate(timeout=size.warmup + size.window + 60)
+    if proc.returncode != 0:
+        raise RuntimeError(f"baselines.py {what} failed (exit {proc.returncode})")
+    return dict(json.loads(out.decode().strip().splitlines()[-1]))
 
 
 def _naive(port: int, size: Size, wd: Path) -> dict[str, Any]:

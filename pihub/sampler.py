@@ -79,7 +79,7 @@ class SensorThread(StoppableThread):
             now = self._clock()
             # The next slot after now: skip any we overran rather than catch up in a burst.
             slot = max(slot + 1, math.floor((now - start) / self.interval) + 1)
-            if self.stopping.wait(start + slot * self.interval - now):
+            if self.stopping.sleep(start + slot * self.interval - now):
                 return
 
     def _try_open(self) -> None:

@@ -23,7 +23,7 @@ def finite(*values: float) -> bool:
 
 
 @pytest.mark.timeout(30)
-def test_throughput_delivers_every_accepted_reading_and_runs_both_baselines() -> None:
+def test_throughput_delivers_every_accepted_reading_and_runs_its_baselines() -> None:
     result = scenarios.throughput(SMOKE)
     hub, naive, ceiling = (result.details[k] for k in ("hub", "naive", "ceiling"))
     assert hub["rate"] > 100
@@ -32,7 +32,9 @@ def test_throughput_delivers_every_accepted_reading_and_runs_both_baselines() ->
     assert 0 < hub["cpu_us_per_reading"] < 100_000
     assert naive["rate"] > 10
     assert ceiling["received"] == ceiling["readings"] and ceiling["rate"] > 0
-    assert len(result.rows) == 5
+    for floor in (result.details["sensor_side"], result.details["bare_threads"]):
+        assert floor["rate"] > 100 and finite(floor["cpu_us_per_reading"])
+    assert len(result.rows) == 6
 
 
 @pytest.mark.timeout(30)

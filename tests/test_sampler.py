@@ -40,6 +40,8 @@ class VirtualTime:
             self._set = True
         return self._set
 
+    sleep = wait
+
 
 class ScriptedSensor(Sensor):
     """Reads take ``work`` virtual seconds (or raise when ``work`` is an exception)."""

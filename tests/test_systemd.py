@@ -255,10 +255,11 @@ def test_pings_stop_while_the_consumer_hangs(
     wedge, free = threading.Event(), threading.Event()
     append = Spool.append
 
-    def hanging_append(self: Spool, readings: list[Reading]) -> object:
+    def hanging_append(self: Spool, readings: list[Reading], per_pack: int | None = None,
+                       ) -> object:
         if wedge.is_set():
             free.wait(30)  # a disk that stopped answering
-        return append(self, readings)
+        return append(self, readings, per_pack)
 
     monkeypatch.setattr(Spool, "append", hanging_append)
     hub = _hub(tmp_path, systemd, broker.port)

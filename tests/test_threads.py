@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 import pytest
 
 from pihub.errors import ZombieThread
-from pihub.threads import RateLimitedLog, StoppableThread
+from pihub.threads import RateLimitedLog, StopEvent, StoppableThread
 
 
 class Waiter(StoppableThread):
@@ -77,3 +78,19 @@ def test_rate_limited_log_reports_what_it_suppressed(caplog: pytest.LogCaptureFi
         limited.log(logging.WARNING, "boom %s", "x")
     assert len(caplog.records) == 2
     assert "4 more like this" in caplog.records[1].getMessage()
+
+
+@pytest.mark.timeout(10)
+def test_stop_event_sleep_times_out_and_wakes_on_set() -> None:
+    event = StopEvent()
+    began = time.monotonic()
+    assert event.sleep(0.05) is False
+    assert time.monotonic() - began >= 0.045  # it did sleep
+    assert event.sleep(-1.0) is False  # a deadline already past: no wait, no error
+    threading.Timer(0.05, event.set).start()
+    assert event.sleep(30.0) is True  # woken by set(), long before the timeout
+    assert event.is_set() and event.wait(0) and event.sleep(30.0)  # and stays set
+    event.set()  # setting twice is harmless
+    assert event.sleep(0) is True
+    with pytest.raises(RuntimeError):
+        event.clear()
