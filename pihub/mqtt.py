@@ -38,6 +38,7 @@ from pihub.config import Config
 from pihub.discovery import discovery_messages
 from pihub.errors import ConfigError, PihubError
 from pihub.readings import RecordSpec
+from pihub.threads import name_native_thread
 from pihub.topics import Topics
 
 LOG = logging.getLogger("pihub.mqtt")
@@ -382,6 +383,7 @@ class MqttLink:
         reason_code: ReasonCode, properties: Properties | None,
     ) -> None:
         with self._guard("on_connect"):
+            name_native_thread("paho-mqtt")  # paho's network thread, for top -H
             if reason_code.is_failure:
                 with self._lock:
                     self._refused = True

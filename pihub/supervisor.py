@@ -117,6 +117,8 @@ class Hub:
         self._loader = loader if loader is not None else (lambda: load_config(config.path))
         self._reload_requested = False
         self._restarts: dict[str, _Restart] = {}
+        self._ended: set[StoppableThread] = set()  # threads that ended since the last look
+        self._ended_lock = threading.Lock()
         self._opened: dict[str, Sensor] = {}
         self._records: dict[str, list[RecordSpec]] = {}
         self._link_generation = 0
@@ -186,6 +188,7 @@ class Hub:
     def _new_sensor_thread(self, sensor_config: SensorConfig) -> SensorThread:
         thread = SensorThread(sensor_config.name, sensor_config.interval,
                               self._sensor_factory(sensor_config), self.queue, self.health)
+        thread.on_exit = self._thread_ended
         self.threads.sensors[sensor_config.name] = thread
         return thread
 
@@ -196,12 +199,19 @@ class Hub:
             max_readings=self.config.batch.max_readings,
             max_latency=self.config.batch.max_latency,
             committed=self._committed)
+        self.threads.consumer.on_exit = self._thread_ended
         return self.threads.consumer
 
     def _new_publisher(self) -> Publisher:
         assert self.spool is not None and self.link is not None
         self.threads.publisher = Publisher(self.spool, self.link, self.topics, self.health)
+        self.threads.publisher.on_exit = self._thread_ended
         return self.threads.publisher
+
+    def _thread_ended(self, thread: StoppableThread) -> None:
+        # Any thread, as it ends: the supervisor looks at its threads at its next wake-up.
+        with self._ended_lock:
+            self._ended.add(thread)
 
     def _start_link(self) -> None:
         """A new link and a publisher for it, both started."""
@@ -247,7 +257,8 @@ class Hub:
             if self._reload_requested:
                 self._reload_requested = False
                 self.reload()
-            self.check_threads()
+            if self._ended or any(r.at for r in self._restarts.values()):
+                self.check_threads()  # a thread ended, or one waits for its restart
             was_synced = self.clock.synced
             if self.clock.refresh() != was_synced:
                 self.health.changed.set()  # clock_synced is news: publish health now
@@ -256,6 +267,8 @@ class Hub:
 
     def check_threads(self) -> None:
         now = time.monotonic()
+        with self._ended_lock:  # those still finishing are looked at again next time
+            self._ended = {thread for thread in self._ended if thread.is_alive()}
         for name, thread in list(self.threads.sensors.items()):
             if thread.died and self._may_restart(thread.name, now):
                 config = next(s for s in self.config.sensors if s.name == name)

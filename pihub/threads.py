@@ -9,13 +9,18 @@ thread did not die. Unlike a bare thread, a worker never dies silently: whatever
 
 from __future__ import annotations
 
+import ctypes
 import logging
+import sys
 import threading
 import time
+from collections.abc import Callable
 
 from pihub.errors import ZombieThread
 
 log = logging.getLogger("pihub.threads")
+
+PR_SET_NAME = 15  # prctl(2)
 
 
 class StopEvent(threading.Event):
@@ -63,16 +68,26 @@ class StoppableThread(threading.Thread):
         super().__init__(name=name, daemon=True)
         self.stopping = StopEvent()
         self.crash: BaseException | None = None
+        #: Called from this thread as it ends, whatever the reason (the supervisor's
+        #: cue to look at its threads instead of polling them).
+        self.on_exit: Callable[[StoppableThread], None] | None = None
 
     def loop(self) -> None:
         raise NotImplementedError
 
     def run(self) -> None:
+        name_native_thread(self.name)
         try:
             self.loop()
         except BaseException as exc:
             self.crash = exc
             log.critical("thread %s died: %s", self.name, exc, exc_info=True)
+        finally:
+            if self.on_exit is not None:
+                try:
+                    self.on_exit(self)
+                except Exception:
+                    log.exception("exit hook of thread %s failed", self.name)
 
     @property
     def died(self) -> bool:
@@ -90,6 +105,18 @@ class StoppableThread(threading.Thread):
         super().join(timeout)
         if self.is_alive():
             raise ZombieThread(f"thread {self.name} did not stop within {timeout} s")
+
+
+def name_native_thread(name: str) -> None:
+    """Give the OS thread the Python thread's name (first 15 bytes), so ``top -H``,
+    ``ps -L`` and ``/proc/PID/task/*/comm`` tell the hub's threads apart."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_NAME, name.encode(errors="replace")[:15], 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 class RateLimitedLog:

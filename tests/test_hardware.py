@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,16 @@ def test_a_missing_i2c_bus_says_how_to_enable_it(mock_factory: MockFactory) -> N
 def test_statvfs_of_a_real_path(mock_factory: MockFactory, tmp_path: Path) -> None:
     with Hardware(mock_factory, root=tmp_path) as hardware:
         assert hardware.statvfs("/").f_blocks > 0
+
+
+@pytest.mark.timeout(60)
+def test_mock_pins_do_not_load_the_simulated_world() -> None:
+    # fake-rpi's package imports numpy (its fake camera): 12 MiB a hub on mock pins or
+    # real ones never needs. Only simulate = true may load it.
+    code = ("import sys; from pihub.hardware import open_hardware; "
+            "import pihub.supervisor, pihub.cli; open_hardware('mock', simulate=False); "
+            "print(sorted(m for m in ('fake_rpi', 'numpy', 'pihub.simulation.world') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out.strip() == "[]"
