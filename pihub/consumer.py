@@ -73,33 +73,45 @@ class Consumer(StoppableThread):
         take = self._source.take
         most = self._max_readings
         limit = most  # this commit's size: a batch, or several when more are waiting
+        # After a commit the consumer gathers: it sleeps max_latency (or until a batch is
+        # queued, or an edge) and then commits what came, so readings that trickle in
+        # cost one wake-up per batch, not one for the first reading and one for the
+        # deadline. Every reading still waits at most max_latency. When a gathering
+        # finds nothing, it waits idle until the next reading.
+        gathering = False
         while True:
             self.beats += 1
             if batch:
                 # Sleep until the batch can be filled, an edge comes, or it is due.
                 room = limit - len(batch)
                 items = take(room, room, deadline - time.monotonic())
+                opened = time.monotonic() + self._max_latency  # for any after a flush
+            elif gathering:
+                opened = time.monotonic() + self._max_latency
+                items = take(most, most, self._max_latency)
+                gathering = bool(items)
             else:
-                items = take(1, limit, IDLE_WAIT)
-                if not items and self.stopping.is_set():
-                    return
+                items = take(1, most, IDLE_WAIT)
+                opened = time.monotonic() + self._max_latency
+            if not items and not batch and self.stopping.is_set():
+                return
             for item in items:
                 if item is END:
                     self._flush(batch)
                     return
                 assert isinstance(item, Reading)
                 if not batch:
-                    deadline = time.monotonic() + self._max_latency
+                    deadline = opened
                 batch.append(item)
                 if item.edge:
-                    batch, limit = self._flush(batch), most
+                    batch, limit, gathering = self._flush(batch), most, True
                 elif len(batch) >= limit:
                     if limit < most * GROUP_COMMIT and self._source.qsize() >= most:
                         limit += most  # a full batch is waiting: commit it with this one
                     else:
-                        batch, limit = self._flush(batch), most
+                        batch, limit, gathering = self._flush(batch), most, True
             if batch and time.monotonic() >= deadline:
-                batch, limit = self._flush(batch), most
+                batch, limit, gathering = self._flush(batch), most, True
 
     def _flush(self, batch: list[Reading]) -> list[Reading]:
         """Commit ``batch``; return a fresh, empty one."""

@@ -135,6 +135,7 @@ class Publisher(StoppableThread):
         self._sensor_states: dict[str, str] = {}  # as last published
         self._logged_states: dict[str, str] = {}  # as last logged (also while offline)
         self._state_sent: dict[str, float] = {}  # record -> when its retained value went
+        self._state_text: dict[str, str] = {}  # record -> the retained value as sent
         self._refusals = RateLimitedLog(log)
         self._refusal_streak = 0
         self._paused_until = 0.0
@@ -347,9 +348,14 @@ class Publisher(StoppableThread):
                          or now - sent.get(name, -STATE_EVERY) >= STATE_EVERY]
             self._latest_dirty.difference_update(names)
             values = [self._latest[name] for name in names]
+        texts = self._state_text
         for reading in values:
-            link.publish_state(self._topics.sensor(reading.name), format_value(reading.value))
+            text = format_value(reading.value)
+            if texts.get(reading.name) == text and not resend_all:
+                continue  # the broker holds this value already
+            link.publish_state(self._topics.sensor(reading.name), text)
             sent[reading.name] = now
+            texts[reading.name] = text
         if (resend_all or now >= self._health_due or self._health.changed.is_set()
                 or states != self._sensor_states):
             self._health.changed.clear()

@@ -48,8 +48,9 @@ from pihub.topics import Topics
 
 log = logging.getLogger("pihub.supervisor")
 
-#: How often the supervisor looks at its threads.
-WATCH_EVERY = 0.5
+#: How often the supervisor wakes when nothing else is due: how soon it notices a
+#: SIGHUP, an ended thread or a thread due for its restart.
+WATCH_EVERY = 1.0
 #: Restart back-off for a thread that died: doubles from the first to the cap.
 RESTART_FIRST = 1.0
 RESTART_CAP = 60.0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -153,3 +154,22 @@ def test_a_full_batch_is_not_held_back_waiting_for_a_group(rig: tuple) -> None: 
     finally:
         q.put(END)
         consumer.join(5)
+
+
+@pytest.mark.timeout(20)
+def test_readings_that_trickle_in_cost_one_wake_up_per_commit(rig: tuple) -> None:  # type: ignore[type-arg]
+    q, spool, health, committed = rig
+    consumer = start(q, spool, health, committed, max_readings=1000, max_latency=0.2)
+    try:
+        for i in range(60):  # 60 readings, 10 ms apart: about 3 commits' worth
+            q.put(reading(i))
+            time.sleep(0.01)  # pacing the producer, not waiting for a result
+        wait_until(lambda: health.readings == 60, 5, what="all 60 committed")
+        beats = consumer.beats
+    finally:
+        q.put(END)
+        consumer.join(5)
+    commits = len(spool.commits)
+    # Waking for the first reading of each batch as well as for its deadline would be
+    # two beats a commit; gathering is one (plus the first reading, plus slack).
+    assert beats <= commits + 3, (beats, commits)
