@@ -9,9 +9,8 @@ thread did not die. Unlike a bare thread, a worker never dies silently: whatever
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import sys
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -19,8 +18,6 @@ from collections.abc import Callable
 from pihub.errors import ZombieThread
 
 log = logging.getLogger("pihub.threads")
-
-PR_SET_NAME = 15  # prctl(2)
 
 
 class StopEvent(threading.Event):
@@ -108,15 +105,22 @@ class StoppableThread(threading.Thread):
 
 
 def name_native_thread(name: str) -> None:
-    """Give the OS thread the Python thread's name (first 15 bytes), so ``top -H``,
-    ``ps -L`` and ``/proc/PID/task/*/comm`` tell the hub's threads apart."""
-    if not sys.platform.startswith("linux"):
-        return
+    """Give the calling OS thread the Python thread's name (its first 15 bytes), so
+    ``top -H``, ``ps -L`` and ``/proc/PID/task/*/comm`` tell the hub's threads apart.
+
+    Written to ``/proc/self/task/TID/comm`` (Linux) rather than through ctypes' prctl: a
+    foreign call from each of 4,000 sensor threads touched 9 KiB more of each one's stack
+    and heap (36 MiB at the scale benchmark)."""
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_NAME, name.encode(errors="replace")[:15], 0, 0, 0)
-    except (OSError, AttributeError):
+        fd = os.open(f"/proc/self/task/{threading.get_native_id()}/comm", os.O_WRONLY)
+    except OSError:
+        return  # not Linux, or no /proc: the names are a convenience
+    try:
+        os.write(fd, name.encode(errors="replace")[:15])
+    except OSError:
         pass
+    finally:
+        os.close(fd)
 
 
 class RateLimitedLog:
