@@ -97,6 +97,7 @@ class Health:
             health = self.sensors.get(name)
             if health is None:
                 health = self.sensors[name] = SensorHealth(name, interval, self.changed)
+                self.changed.set()  # a new sensor in the health document
             return health
 
     def remove_sensor(self, name: str) -> None:

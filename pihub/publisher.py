@@ -36,6 +36,8 @@ log = logging.getLogger("pihub.publisher")
 HEALTH_EVERY = 15.0
 #: The thread wakes at least this often, to notice sensors going stale.
 TICK = 1.0
+#: Sensor states are computed at most this often (and whenever one changes by itself).
+STATES_EVERY = 1.0
 #: A record's retained latest value is published at most this often (edges at once).
 STATE_EVERY = 1.0
 #: A batch the broker refused is offered again after this long (or after a reconnect).
@@ -133,6 +135,8 @@ class Publisher(StoppableThread):
         self._state_connect_count = -1  # ... and when the retained state was last sent in full
         self._health_due = 0.0
         self._sensor_states: dict[str, str] = {}  # as last published
+        self._states: dict[str, str] = {}  # as last computed
+        self._states_due = 0.0
         self._logged_states: dict[str, str] = {}  # as last logged (also while offline)
         self._state_sent: dict[str, float] = {}  # record -> when its retained value went
         self._state_text: dict[str, str] = {}  # record -> the retained value as sent
@@ -331,12 +335,18 @@ class Publisher(StoppableThread):
 
     def _publish_state(self) -> None:
         link = self._link
-        states = self._health.sensor_states()
-        self._log_changes(states)
+        now = time.monotonic()
+        if now >= self._states_due or self._health.changed.is_set():
+            # Every sensor's state, at most once a second unless something changed it
+            # (a failing read sets `changed`): a stale sensor is seen within a second,
+            # and a hub with 4,000 sensors does not rebuild 4,000 states on every PUBACK.
+            self._states = self._health.sensor_states()
+            self._states_due = now + STATES_EVERY
+            self._log_changes(self._states)
+        states = self._states
         if not link.connected:
             return
         resend_all = link.connect_count != self._state_connect_count
-        now = time.monotonic()
         sent = self._state_sent
         with self._cond:
             if resend_all:
