@@ -31,6 +31,7 @@ import queue
 import sys
 import threading
 import time
+from collections.abc import Callable, Sequence
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -142,6 +143,16 @@ def _measure(count: list[int], warmup: float, duration: float) -> None:
                       "cpu_us_per_reading": (c1 - c0) / max(1, n1 - n0) * 1e6}), flush=True)
 
 
+def _run(workers: Sequence[threading.Thread], consume: Callable[[], None], taken: list[int],
+         warmup: float, duration: float, stop: threading.Event) -> None:
+    """Start the consumer and the workers, measure, then set ``stop``."""
+    threading.Thread(target=consume, daemon=True).start()
+    for worker in workers:
+        worker.start()
+    _measure(taken, warmup, duration)
+    stop.set()
+
+
 def sensors(threads: int, interval: float, warmup: float, duration: float) -> None:
     from benchmarks.hubchild import BenchOptions, BenchSensor
     from pihub.health import Health
@@ -159,12 +170,7 @@ def sensors(threads: int, interval: float, warmup: float, duration: float) -> No
 
     workers = [SensorThread(f"s{i}", interval, lambda i=i: BenchSensor(  # type: ignore[misc]
         f"s{i}", BenchOptions(), None), q, health) for i in range(threads)]
-    consumer = threading.Thread(target=consume, daemon=True)
-    consumer.start()
-    for worker in workers:
-        worker.start()
-    _measure(taken, warmup, duration)
-    stop.set()
+    _run(workers, consume, taken, warmup, duration, stop)
     for worker in workers:
         worker.stop()
 
@@ -202,12 +208,7 @@ def bare_threads(threads: int, interval: float, warmup: float, duration: float) 
 
     workers = [threading.Thread(target=sensor, args=(f"s{i}",), daemon=True)
                for i in range(threads)]
-    consumer = threading.Thread(target=consume, daemon=True)
-    consumer.start()
-    for worker in workers:
-        worker.start()
-    _measure(taken, warmup, duration)
-    stop.set()
+    _run(workers, consume, taken, warmup, duration, stop)
 
 
 def main(argv: list[str] | None = None) -> int:
