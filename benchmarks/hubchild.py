@@ -1,9 +1,9 @@
 """The hub under test: ``pihub run`` plus a cheap test sensor type and an edge driver.
 
 ``python -m benchmarks.hubchild -c FILE [--edges PIN,COUNT,PERIOD,OUT]`` runs exactly
-what ``pihub run -c FILE`` runs (:func:`pihub.supervisor.run`'s steps, sd_notify
-included), after registering the sensor type ``bench``: a sensor whose ``read()``
-returns one float reading and costs next to nothing, for scenarios where the
+what ``pihub run -c FILE`` runs (:func:`pihub.supervisor.run`, sd_notify included),
+after registering the sensor type ``bench``: a sensor whose ``read()`` returns one
+float reading and costs next to nothing, for scenarios where the
 simulation's own signal generators would be what is measured.
 
 ``--edges`` drives a simulated pin from a thread in this process once the hub is up:
@@ -101,28 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     register()
     from pihub.cli import setup_logging
     from pihub.config import load_config
-    from pihub.supervisor import Hub, stop_on_signals
-    from pihub.systemd import Notifier, watchdog_interval
+    from pihub.supervisor import Hub, run
 
     setup_logging(args.log_level)
-    config = load_config(args.config)
     stop = threading.Event()
-    notifier = Notifier.from_env(None)
-    hub = Hub(config, notifier=notifier, watchdog_every=watchdog_interval(None))
-    with stop_on_signals(stop, reload=hub.request_reload):
-        try:
-            hub.start()
-            notifier.ready(hub.status_line())
-            if args.edges:
-                pin, count, period, out = args.edges.split(",")
-                threading.Thread(target=drive_edges, name="edge-driver", daemon=True,
-                                 args=(hub, pin, int(count), float(period), out, stop)).start()
-            hub.supervise(stop)
-        finally:
-            notifier.stopping()
-            hub.shutdown()
-            notifier.close()
-    return 0
+
+    def started(hub: Hub) -> None:
+        if args.edges:
+            pin, count, period, out = args.edges.split(",")
+            threading.Thread(target=drive_edges, name="edge-driver", daemon=True,
+                             args=(hub, pin, int(count), float(period), out, stop)).start()
+
+    return run(load_config(args.config), stop, started=started)
 
 
 if __name__ == "__main__":

@@ -101,17 +101,17 @@ class Consumer(StoppableThread):
                     return
                 assert isinstance(item, Reading)
                 if not batch:
-                    deadline = opened
+                    deadline, limit = opened, most
                 batch.append(item)
                 if item.edge:
-                    batch, limit, gathering = self._flush(batch), most, True
+                    batch, gathering = self._flush(batch), True
                 elif len(batch) >= limit:
                     if limit < most * GROUP_COMMIT and self._source.qsize() >= most:
                         limit += most  # a full batch is waiting: commit it with this one
                     else:
-                        batch, limit, gathering = self._flush(batch), most, True
+                        batch, gathering = self._flush(batch), True
             if batch and time.monotonic() >= deadline:
-                batch, limit, gathering = self._flush(batch), most, True
+                batch, gathering = self._flush(batch), True
 
     def _flush(self, batch: list[Reading]) -> list[Reading]:
         """Commit ``batch``; return a fresh, empty one."""

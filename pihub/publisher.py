@@ -37,7 +37,7 @@ HEALTH_EVERY = 15.0
 #: The thread wakes at least this often, to notice sensors going stale.
 TICK = 1.0
 #: Sensor states are computed at most this often (and whenever one changes by itself).
-STATES_EVERY = 1.0
+SENSOR_STATES_EVERY = 1.0
 #: A record's retained latest value is published at most this often (edges at once).
 STATE_EVERY = 1.0
 #: A batch the broker refused is offered again after this long (or after a reconnect).
@@ -341,7 +341,7 @@ class Publisher(StoppableThread):
             # (a failing read sets `changed`): a stale sensor is seen within a second,
             # and a hub with 4,000 sensors does not rebuild 4,000 states on every PUBACK.
             self._states = self._health.sensor_states()
-            self._states_due = now + STATES_EVERY
+            self._states_due = now + SENSOR_STATES_EVERY
             self._log_changes(self._states)
         states = self._states
         if not link.connected:

@@ -15,7 +15,7 @@ time went to the kernel switching threads (see docs/PERFORMANCE.md).
 from __future__ import annotations
 
 import queue
-import time
+import threading
 
 from pihub.clock import Clock
 from pihub.health import Health
@@ -38,39 +38,20 @@ class ReadingQueue(queue.Queue[object]):
         self._health = health
         self._wanted = 1  # wake a waiting getter once this many items are queued
         self._urgent = False  # an edge or a non-reading is queued: wake at once
-
-    def put(self, item: object, block: bool = True, timeout: float | None = None) -> None:
-        with self.not_full:
-            if self.maxsize > 0 and len(self.queue) >= self.maxsize:
-                if not block:
-                    raise queue.Full
-                if timeout is not None and timeout < 0:
-                    raise ValueError("'timeout' must be a non-negative number")
-                end = None if timeout is None else time.monotonic() + timeout
-                while len(self.queue) >= self.maxsize:
-                    if end is None:
-                        self.not_full.wait()
-                        continue
-                    remaining = end - time.monotonic()
-                    if remaining <= 0.0:
-                        raise queue.Full
-                    self.not_full.wait(remaining)
-            self._put(item)
-            self.unfinished_tasks += 1
-            if not isinstance(item, Reading) or item.edge:
-                self._urgent = True
-                self.not_empty.notify()
-            elif len(self.queue) >= self._wanted:
-                self.not_empty.notify()
+        self.not_empty = _WakeWhenWanted(self)  # put() notifies it after every item
 
     def _put(self, item: object) -> None:
         # Runs under the queue's mutex: the counter has a single writer at a time.
-        clock = self._clock
-        if (clock is not None and not clock.synced and isinstance(item, Reading)
-                and item.synced):
-            item = item._replace(synced=False)
-            if self._health is not None:
-                self._health.unsynced_readings += 1
+        if isinstance(item, Reading):
+            clock = self._clock
+            if clock is not None and not clock.synced and item.synced:
+                item = item._replace(synced=False)
+                if self._health is not None:
+                    self._health.unsynced_readings += 1
+            if item.edge:
+                self._urgent = True
+        else:
+            self._urgent = True
         self.queue.append(item)
 
     def take(self, wanted: int, most: int, timeout: float) -> list[object]:
@@ -94,3 +75,18 @@ class ReadingQueue(queue.Queue[object]):
                 self._urgent = False  # else one may still be queued: take again at once
             self.not_full.notify(n)
             return taken
+
+
+class _WakeWhenWanted(threading.Condition):
+    """A :class:`ReadingQueue`'s ``not_empty``: ``queue.Queue.put`` notifies it after
+    every item, and it passes the notification on only when the waiting taker has what
+    it asked for (a getter asks for one) or something urgent is queued."""
+
+    def __init__(self, owner: ReadingQueue) -> None:
+        super().__init__(owner.mutex)
+        self._owner = owner
+
+    def notify(self, n: int = 1) -> None:
+        owner = self._owner
+        if owner._urgent or len(owner.queue) >= owner._wanted:
+            super().notify(n)

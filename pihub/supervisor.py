@@ -575,11 +575,13 @@ def stop_on_signals(stop: threading.Event,
 
 def run(config: Config, stop: threading.Event | None = None, *,
         loader: ConfigLoader | None = None,
-        environ: Mapping[str, str] | None = None) -> int:
+        environ: Mapping[str, str] | None = None,
+        started: Callable[[Hub], None] | None = None) -> int:
     """Run the hub until SIGTERM/SIGINT (or ``stop``); return the exit code.
 
     ``loader`` re-reads the config on SIGHUP (default: ``config.path`` again);
-    ``environ`` (default :data:`os.environ`) says whether systemd is listening.
+    ``environ`` (default :data:`os.environ`) says whether systemd is listening;
+    ``started`` is called with the hub once it is up (the benchmarks drive pins from it).
     """
     stop = stop if stop is not None else threading.Event()
     notifier = Notifier.from_env(environ)
@@ -589,6 +591,8 @@ def run(config: Config, stop: threading.Event | None = None, *,
         try:
             hub.start()
             notifier.ready(hub.status_line())
+            if started is not None:
+                started(hub)
             hub.supervise(stop)
         finally:
             notifier.stopping()
